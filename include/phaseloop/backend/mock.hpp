@@ -1,0 +1,148 @@
+#pragma once
+// mock_backend: virtual time and scripted I/O for tests, including users'
+// own. When the loop would block, the virtual clock jumps to the next timer
+// instead of sleeping, so an hour of timers runs in microseconds. Tests can
+// also move the clock by hand and inject readiness on fake descriptors.
+
+#include <phaseloop/concepts.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace phaseloop {
+
+class mock_backend {
+ public:
+  mock_backend() = default;
+  mock_backend(const mock_backend&) = delete;
+  mock_backend& operator=(const mock_backend&) = delete;
+
+  // --- the backend contract ---------------------------------------------
+
+  [[nodiscard]] std::chrono::milliseconds now() const noexcept {
+    std::lock_guard lock(mutex_);
+    return now_;
+  }
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept { return now(); }
+
+  std::error_code submit(operation& op) {
+    if (op.fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+    std::lock_guard lock(mutex_);
+    auto [it, inserted] = ops_.try_emplace(op.fd, &op);
+    if (!inserted && it->second != &op) return std::make_error_code(std::errc::device_or_resource_busy);
+    op.submitted = true;
+    op.error = {};
+    std::erase(canceled_, &op);
+    return {};
+  }
+
+  void cancel(operation& op) {
+    std::lock_guard lock(mutex_);
+    if (!op.submitted) return;
+    op.submitted = false;
+    ops_.erase(op.fd);
+    std::erase_if(ready_, [&](const auto& r) { return r.first == op.fd; });
+    op.error = std::make_error_code(std::errc::operation_canceled);
+    op.revents = 0;
+    if (!op.linked) canceled_.push_back(&op);
+  }
+
+  void poll(std::chrono::milliseconds timeout, op_queue& completed) {
+    std::unique_lock lock(mutex_);
+    ++polls_;
+    if (canceled_.empty() && ready_.empty() && !woken_) {
+      if (timeout > std::chrono::milliseconds::zero()) {
+        if (auto_advance_) now_ += timeout;
+      } else if (timeout < std::chrono::milliseconds::zero()) {
+        // Nothing can happen but a wakeup from another thread: wait for it.
+        wakeup_cv_.wait(lock, [&] { return woken_ || !ready_.empty(); });
+      }
+    }
+    woken_ = false;
+    for (operation* op : std::exchange(canceled_, {})) completed.push_back(*op);
+    for (auto [fd, events] : std::exchange(ready_, {})) {
+      auto it = ops_.find(fd);
+      if (it == ops_.end()) continue;
+      operation& op = *it->second;
+      const unsigned got = events & (op.events | hangup | io_error);
+      if (got == 0) continue;
+      if (op.linked) {
+        op.revents |= got;
+      } else {
+        op.revents = got;
+        completed.push_back(op);
+      }
+    }
+  }
+
+  void wakeup() {
+    {
+      std::lock_guard lock(mutex_);
+      woken_ = true;
+    }
+    wakeup_cv_.notify_one();
+  }
+
+  // --- what tests drive -------------------------------------------------
+
+  /// Move the virtual clock forward.
+  void advance(std::chrono::milliseconds by) {
+    std::lock_guard lock(mutex_);
+    if (by > std::chrono::milliseconds::zero()) now_ += by;
+  }
+
+  /// Set the virtual clock; it never moves backwards.
+  void set_time(std::chrono::milliseconds to) {
+    std::lock_guard lock(mutex_);
+    if (to > now_) now_ = to;
+  }
+
+  /// Whether a blocking poll jumps the clock to its timeout (default) or
+  /// returns at once, leaving time to the test.
+  void set_auto_advance(bool on) {
+    std::lock_guard lock(mutex_);
+    auto_advance_ = on;
+  }
+
+  /// Make `fd` report `events` at the next poll (thread-safe).
+  void inject(native_handle fd, unsigned events) {
+    {
+      std::lock_guard lock(mutex_);
+      ready_.emplace_back(fd, events);
+    }
+    wakeup_cv_.notify_one();
+  }
+
+  /// Whether an operation is submitted on `fd`.
+  [[nodiscard]] bool watching(native_handle fd) const {
+    std::lock_guard lock(mutex_);
+    return ops_.contains(fd);
+  }
+
+  /// How many times the loop polled.
+  [[nodiscard]] std::uint64_t polls() const {
+    std::lock_guard lock(mutex_);
+    return polls_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable wakeup_cv_;
+  std::chrono::milliseconds now_{0};
+  std::unordered_map<native_handle, operation*> ops_;
+  std::vector<operation*> canceled_;
+  std::vector<std::pair<native_handle, unsigned>> ready_;
+  std::uint64_t polls_ = 0;
+  bool woken_ = false;
+  bool auto_advance_ = true;
+};
+
+static_assert(backend<mock_backend>);
+
+}  // namespace phaseloop

@@ -1,0 +1,78 @@
+#pragma once
+// The three policies of basic_loop, as concepts: a wrong policy fails at the
+// basic_loop line with the concept's name.
+
+#include <phaseloop/inbox.hpp>
+#include <phaseloop/operation.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+
+namespace phaseloop {
+
+/// The part of a timer a timer store sees. The loop sets `due` and `seq`
+/// before insert; the other fields belong to the store.
+struct timer_node {
+  std::uint64_t due = 0;  ///< loop time (ms) at which the timer fires
+  std::uint64_t seq = 0;  ///< order in which timers were set: ties on `due` fire in this order
+  std::uint32_t store_index = 0;         ///< store-private (heap position, wheel slot)
+  timer_node* store_prev = nullptr;      ///< store-private links
+  timer_node* store_next = nullptr;
+};
+
+/// Orders timers by (due, seq).
+template <class S>
+concept timer_store =
+    std::default_initializable<S> && requires(S& s, const S& cs, timer_node& n, std::uint64_t now) {
+      s.insert(n);  ///< n is not in the store; n.due and n.seq are set
+      s.erase(n);   ///< n is in the store
+      /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
+      { s.pop_expired(now) } -> std::same_as<timer_node*>;
+      /// The earliest due time, or UINT64_MAX when the store is empty.
+      { s.next_due() } -> std::same_as<std::uint64_t>;
+      { cs.size() } -> std::convertible_to<std::size_t>;
+    };
+
+/// Owns the clock, waits for I/O, completes operations, wakes from other threads.
+template <class B>
+concept backend = std::default_initializable<B> &&
+                  requires(B& b, const B& cb, operation& op, std::chrono::milliseconds timeout,
+                           op_queue& completed) {
+                    /// Monotonic loop clock in milliseconds (virtual on the mock).
+                    { cb.now() } -> std::same_as<std::chrono::milliseconds>;
+                    /// High-resolution clock for metrics.
+                    { cb.hrtime() } -> std::same_as<std::chrono::nanoseconds>;
+                    /// Start an operation; an error means it was not started.
+                    { b.submit(op) } -> std::same_as<std::error_code>;
+                    /// Stop an operation; it completes with operation_canceled.
+                    b.cancel(op);
+                    /// Wait up to timeout (infinite_timeout: no limit, 0: just look);
+                    /// append completed operations to `completed`.
+                    b.poll(timeout, completed);
+                    /// Thread-safe: make a blocked poll return.
+                    b.wakeup();
+                  };
+
+/// Options an executor is built with.
+struct executor_options {
+  /// Worker threads; 0 means PHASELOOP_THREADPOOL_SIZE from the environment, or 4.
+  std::size_t threads = 0;
+};
+
+/// Runs blocking work off the loop thread (or inline) and hands each finished
+/// request to the loop's inbox.
+template <class E>
+concept executor = std::constructible_from<E, inbox&, const executor_options&> &&
+                   requires(E& e, work_request& r) {
+                     /// Run r.work, then inbox.deliver(r). Never runs r before submit returns
+                     /// on another thread's behalf; delivery is always asynchronous.
+                     e.submit(r);
+                     /// {} when r was dequeued before it ran (the loop then delivers it
+                     /// as cancelled); device_or_resource_busy when it runs or ran.
+                     { e.cancel(r) } -> std::same_as<std::error_code>;
+                   };
+
+}  // namespace phaseloop

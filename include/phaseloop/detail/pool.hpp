@@ -1,0 +1,92 @@
+#pragma once
+// Loop-owned record pools. Records live in fixed-size chunks, so their
+// addresses never change while the pool grows; a freed slot's generation is
+// bumped, so a handle (index + generation) to a finished record is detected
+// as stale instead of touching reused memory.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace phaseloop::detail {
+
+/// What a pooled record must carry: its generation and the free-list link.
+struct pool_slot {
+  std::uint32_t generation = 1;
+  std::uint32_t next_free = 0;
+  bool in_use = false;
+};
+
+template <class T, std::size_t ChunkSize = 256>
+class slot_pool {
+  static_assert((ChunkSize & (ChunkSize - 1)) == 0, "chunk size must be a power of two");
+
+ public:
+  static constexpr std::uint32_t npos = UINT32_MAX;
+
+  slot_pool() = default;
+  slot_pool(const slot_pool&) = delete;
+  slot_pool& operator=(const slot_pool&) = delete;
+
+  /// Takes a free slot (growing by one chunk when none is free) and returns its index.
+  std::uint32_t acquire() {
+    if (free_head_ == npos) grow();
+    const std::uint32_t index = free_head_;
+    T& record = (*this)[index];
+    free_head_ = record.next_free;
+    record.in_use = true;
+    ++live_;
+    return index;
+  }
+
+  /// Returns a slot to the pool; handles to it become stale.
+  void release(std::uint32_t index) noexcept {
+    T& record = (*this)[index];
+    record.in_use = false;
+    ++record.generation;
+    record.next_free = free_head_;
+    free_head_ = index;
+    --live_;
+  }
+
+  T& operator[](std::uint32_t index) noexcept {
+    return chunks_[index / ChunkSize][index & (ChunkSize - 1)];
+  }
+  const T& operator[](std::uint32_t index) const noexcept {
+    return chunks_[index / ChunkSize][index & (ChunkSize - 1)];
+  }
+
+  /// The record a handle names, or nullptr when the handle is stale or out of range.
+  T* find(std::uint32_t index, std::uint32_t generation) noexcept {
+    if (index >= capacity()) return nullptr;
+    T& record = (*this)[index];
+    return record.in_use && record.generation == generation ? &record : nullptr;
+  }
+
+  [[nodiscard]] std::size_t capacity() const noexcept { return chunks_.size() * ChunkSize; }
+  [[nodiscard]] std::size_t live() const noexcept { return live_; }
+
+  /// Calls f(index, record) for every record in use.
+  template <class F>
+  void for_each_live(F&& f) {
+    for (std::uint32_t i = 0; i < capacity(); ++i)
+      if ((*this)[i].in_use) f(i, (*this)[i]);
+  }
+
+ private:
+  void grow() {
+    const auto base = static_cast<std::uint32_t>(capacity());
+    chunks_.push_back(std::make_unique<T[]>(ChunkSize));
+    T* chunk = chunks_.back().get();
+    for (std::uint32_t i = 0; i < ChunkSize; ++i)
+      chunk[i].next_free = i + 1 < ChunkSize ? base + i + 1 : free_head_;
+    free_head_ = base;
+  }
+
+  std::vector<std::unique_ptr<T[]>> chunks_;
+  std::uint32_t free_head_ = npos;
+  std::size_t live_ = 0;
+};
+
+}  // namespace phaseloop::detail

@@ -1,0 +1,897 @@
+#pragma once
+// basic_loop: Node's event loop, assembled from a Backend, a TimerStore and an
+// Executor. One iteration runs the phases timers, pending, idle, prepare,
+// poll, check and close, with a microtask checkpoint after every callback
+// (DESIGN §2).
+
+#include <phaseloop/concepts.hpp>
+#include <phaseloop/detail/function.hpp>
+#include <phaseloop/detail/intrusive_list.hpp>
+#include <phaseloop/detail/pool.hpp>
+#include <phaseloop/detail/ring.hpp>
+#include <phaseloop/inbox.hpp>
+#include <phaseloop/microtasks.hpp>
+#include <phaseloop/operation.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace phaseloop {
+
+/// How long run() goes on (libuv's uv_run_mode).
+enum class run_mode {
+  default_,  ///< until nothing keeps the loop alive, or stop()
+  once,      ///< one iteration; poll may block; due timers run before returning
+  nowait,    ///< one iteration; poll never blocks
+};
+
+/// What a loop reports about itself; a plain aggregate.
+struct loop_metrics {
+  std::uint64_t iterations = 0;             ///< loop iterations started
+  std::uint64_t events = 0;                 ///< completions delivered in poll phases
+  std::chrono::nanoseconds poll_blocked{};  ///< time spent waiting in poll
+};
+
+/// Options a loop is built with.
+struct loop_options {
+  executor_options executor{};
+};
+
+/// Node's largest timer delay; longer (and shorter than 1 ms) delays become 1 ms.
+inline constexpr std::chrono::milliseconds max_timer_delay{2147483647};
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+class basic_loop : public loop_core {
+  struct timer_record : timer_node, detail::pool_slot {
+    callback fn;
+    std::uint32_t delay = 1;  // ms, for refresh and re-arming
+    std::uint32_t index = 0;
+    bool repeat = false;
+    bool refed = true;
+    bool armed = false;    // in the timer store
+    bool running = false;  // its callback is on the stack
+    bool cleared = false;  // cleared while running: released once the callback returns
+  };
+
+  struct immediate_record : detail::list_hook, detail::pool_slot {
+    callback fn;
+    std::uint64_t epoch = 0;  // check phases begun when it was queued
+    std::uint32_t index = 0;
+    bool refed = true;
+  };
+
+  enum class handle_kind : std::uint8_t { idle, prepare, check, poll };
+  using callback_poll = detail::unique_function<void(std::error_code, unsigned)>;
+
+ public:
+  class handle_base;
+
+ private:
+  struct handle_record : detail::list_hook, detail::pool_slot {
+    handle_kind kind = handle_kind::idle;
+    bool active = false;
+    bool refed = true;
+    bool closing = false;
+    std::uint32_t index = 0;
+    std::uint32_t outstanding = 0;  // operations the backend still owns
+    std::uint64_t walk = 0;         // the phase walk during which it was started or closed
+    callback on_phase;
+    detail::unique_function<void(std::error_code, unsigned)> on_poll;
+    callback on_close;
+    operation op;
+    basic_loop* loop = nullptr;
+    handle_base* owner = nullptr;
+  };
+
+  struct work_record : work_request, detail::pool_slot {
+    detail::unique_function<void(std::error_code)> after;
+    std::uint32_t index = 0;
+  };
+
+ public:
+  using backend_type = Backend;
+  using timer_store_type = TimerStore;
+  using executor_type = Executor;
+
+  // ------------------------------------------------------------------ handles
+
+  /// A timer from set_timeout or set_interval. A small copyable value; once
+  /// the timer has fired (one-shot) or been cleared, every call is a no-op.
+  class timer {
+   public:
+    timer() = default;
+    /// Restart the countdown from now with the original delay (Node's refresh()).
+    timer& refresh() {
+      if (timer_record* r = record()) loop_->refresh_timer(*r);
+      return *this;
+    }
+    /// Make the timer keep the loop alive (the default).
+    timer& ref() {
+      if (timer_record* r = record()) loop_->set_timer_ref(*r, true);
+      return *this;
+    }
+    /// Let the loop end while this timer is pending; it still fires if the loop runs.
+    timer& unref() {
+      if (timer_record* r = record()) loop_->set_timer_ref(*r, false);
+      return *this;
+    }
+    [[nodiscard]] bool has_ref() const {
+      const timer_record* r = record();
+      return r != nullptr && r->refed;
+    }
+    /// Scheduled to fire (an interval stays active until cleared).
+    [[nodiscard]] bool active() const {
+      const timer_record* r = record();
+      return r != nullptr && !r->cleared && (r->armed || (r->running && r->repeat));
+    }
+    friend bool operator==(const timer&, const timer&) = default;
+
+   private:
+    friend class basic_loop;
+    timer(basic_loop* loop, std::uint32_t index, std::uint32_t generation)
+        : loop_(loop), index_(index), generation_(generation) {}
+    timer_record* record() const {
+      return loop_ != nullptr ? loop_->timers_.find(index_, generation_) : nullptr;
+    }
+    basic_loop* loop_ = nullptr;
+    std::uint32_t index_ = 0;
+    std::uint32_t generation_ = 0;
+  };
+
+  /// An immediate from set_immediate; a small copyable value.
+  class immediate {
+   public:
+    immediate() = default;
+    immediate& ref() {
+      if (immediate_record* r = record()) loop_->set_immediate_ref(*r, true);
+      return *this;
+    }
+    immediate& unref() {
+      if (immediate_record* r = record()) loop_->set_immediate_ref(*r, false);
+      return *this;
+    }
+    [[nodiscard]] bool has_ref() const {
+      const immediate_record* r = record();
+      return r != nullptr && r->refed;
+    }
+    /// Queued and not yet run or cleared.
+    [[nodiscard]] bool pending() const { return record() != nullptr; }
+    friend bool operator==(const immediate&, const immediate&) = default;
+
+   private:
+    friend class basic_loop;
+    immediate(basic_loop* loop, std::uint32_t index, std::uint32_t generation)
+        : loop_(loop), index_(index), generation_(generation) {}
+    immediate_record* record() const {
+      if (loop_ == nullptr) return nullptr;
+      immediate_record* r = loop_->immediates_.find(index_, generation_);
+      return r != nullptr && r->linked ? r : nullptr;
+    }
+    basic_loop* loop_ = nullptr;
+    std::uint32_t index_ = 0;
+    std::uint32_t generation_ = 0;
+  };
+
+  /// A request queued with queue_work; pass it to cancel().
+  class work {
+   public:
+    work() = default;
+    friend bool operator==(const work&, const work&) = default;
+
+   private:
+    friend class basic_loop;
+    work(std::uint32_t index, std::uint32_t generation) : index_(index), generation_(generation) {}
+    std::uint32_t index_ = 0;
+    std::uint32_t generation_ = 0;
+  };
+
+  /// The common part of the RAII handles (idle, prepare, check, poll): a
+  /// move-only owner of a loop record. Destroying it closes the handle;
+  /// close(cb) runs cb in the close phase. Safe to use after the loop is gone
+  /// (every call becomes a no-op).
+  class handle_base {
+   public:
+    handle_base(const handle_base&) = delete;
+    handle_base& operator=(const handle_base&) = delete;
+
+    /// Keep the loop alive while active (the default).
+    void ref() {
+      if (handle_record* r = record()) loop_->set_handle_ref(*r, true);
+    }
+    /// Let the loop end while this handle is active.
+    void unref() {
+      if (handle_record* r = record()) loop_->set_handle_ref(*r, false);
+    }
+    [[nodiscard]] bool has_ref() const {
+      const handle_record* r = record();
+      return r != nullptr && r->refed;
+    }
+    [[nodiscard]] bool is_active() const {
+      const handle_record* r = record();
+      return r != nullptr && r->active;
+    }
+    /// False once closed, moved from, or when the loop is gone.
+    explicit operator bool() const { return record() != nullptr; }
+
+    /// Stop the handle and release it in the close phase, then run `on_close`.
+    void close(callback on_close = {}) {
+      if (handle_record* r = record()) {
+        loop_->close_handle(*r, std::move(on_close));
+        loop_ = nullptr;
+      }
+    }
+
+   protected:
+    handle_base() = default;
+    handle_base(basic_loop* loop, handle_record& r) : loop_(loop), index_(r.index) {
+      r.owner = this;
+    }
+    handle_base(handle_base&& other) noexcept
+        : loop_(std::exchange(other.loop_, nullptr)), index_(other.index_) {
+      if (handle_record* r = record()) r->owner = this;
+    }
+    handle_base& operator=(handle_base&& other) noexcept {
+      if (this != &other) {
+        close();
+        loop_ = std::exchange(other.loop_, nullptr);
+        index_ = other.index_;
+        if (handle_record* r = record()) r->owner = this;
+      }
+      return *this;
+    }
+    ~handle_base() { close(); }
+
+    handle_record* record() const {
+      return loop_ != nullptr ? &loop_->handles_[index_] : nullptr;
+    }
+
+    friend class basic_loop;
+    basic_loop* loop_ = nullptr;  // null once closed or when the loop is destroyed
+    std::uint32_t index_ = 0;
+  };
+
+  /// A handle whose callback runs once per iteration in one phase: idle
+  /// (before prepare; an active idle handle makes poll non-blocking), prepare
+  /// (right before poll) or check (right after poll, after the immediates).
+  template <handle_kind Kind>
+  class phase_handle : public handle_base {
+   public:
+    phase_handle() = default;
+    /// Start (or restart with a new callback). Starting while closing is ignored.
+    void start(callback cb) {
+      if (handle_record* r = this->record()) this->loop_->start_phase_handle(*r, std::move(cb));
+    }
+    void stop() {
+      if (handle_record* r = this->record()) this->loop_->stop_handle(*r);
+    }
+
+   private:
+    friend class basic_loop;
+    phase_handle(basic_loop* loop, handle_record& r) : handle_base(loop, r) {}
+  };
+
+  using idle = phase_handle<handle_kind::idle>;
+  using prepare = phase_handle<handle_kind::prepare>;
+  using check = phase_handle<handle_kind::check>;
+
+  /// Watches a raw descriptor for readiness (libuv's uv_poll_t): the callback
+  /// gets an error or the events that happened, level-triggered, until stop().
+  class poll_handle : public handle_base {
+   public:
+    using poll_callback = detail::unique_function<void(std::error_code, unsigned)>;
+    poll_handle() = default;
+
+    /// Watch for `events` (readable | writable). An invalid descriptor, one
+    /// the backend cannot watch, or a closed handle gives an error.
+    std::error_code start(unsigned events, poll_callback cb) {
+      handle_record* r = this->record();
+      if (r == nullptr) return std::make_error_code(std::errc::bad_file_descriptor);
+      return this->loop_->start_poll(*r, events, std::move(cb));
+    }
+    void stop() {
+      if (handle_record* r = this->record()) this->loop_->stop_handle(*r);
+    }
+    [[nodiscard]] native_handle fd() const {
+      const handle_record* r = this->record();
+      return r != nullptr ? r->op.fd : -1;
+    }
+
+   private:
+    friend class basic_loop;
+    poll_handle(basic_loop* loop, handle_record& r) : handle_base(loop, r) {}
+  };
+
+  /// Keeps the loop alive while it exists; may be created, moved and destroyed
+  /// on any thread (for work the loop will hear about through post()).
+  class keep_alive {
+   public:
+    keep_alive() = default;
+    keep_alive(keep_alive&& other) noexcept : loop_(std::exchange(other.loop_, nullptr)) {}
+    keep_alive& operator=(keep_alive&& other) noexcept {
+      if (this != &other) {
+        reset();
+        loop_ = std::exchange(other.loop_, nullptr);
+      }
+      return *this;
+    }
+    keep_alive(const keep_alive&) = delete;
+    keep_alive& operator=(const keep_alive&) = delete;
+    ~keep_alive() { reset(); }
+    void reset() {
+      if (basic_loop* loop = std::exchange(loop_, nullptr)) {
+        loop->external_refs_.fetch_sub(1, std::memory_order_acq_rel);
+        loop->inbox_.signal();
+      }
+    }
+
+   private:
+    friend class basic_loop;
+    explicit keep_alive(basic_loop* loop) : loop_(loop) {
+      loop_->external_refs_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    basic_loop* loop_ = nullptr;
+  };
+
+  // ------------------------------------------------------------- the loop
+
+  explicit basic_loop(loop_options options = {})
+      : executor_(inbox_, options.executor) {
+    now_ = backend_.now().count();
+  }
+
+  basic_loop(const basic_loop&) = delete;
+  basic_loop& operator=(const basic_loop&) = delete;
+
+  ~basic_loop() {
+    // Handles the user still holds become empty; pending callbacks are
+    // destroyed without running.
+    handles_.for_each_live([](std::uint32_t, handle_record& r) {
+      if (r.owner != nullptr) r.owner->loop_ = nullptr;
+    });
+  }
+
+  /// Run the loop (Node's event loop). Returns whether it is still alive.
+  /// An exception escaping a callback with no on_uncaught_exception handler
+  /// leaves run() and the loop stays usable: run() may be called again.
+  bool run(run_mode mode = run_mode::default_) {
+    if (running_) return alive();  // run() from inside a callback does nothing
+    running_ = true;
+    struct finish {
+      basic_loop& loop;
+      ~finish() {
+        loop.running_ = false;
+        loop.stop_flag_ = false;
+      }
+    } guard{*this};
+
+    run_microtasks();  // what the caller queued before run()
+    while (!stop_flag_ && alive()) {
+      ++metrics_.iterations;
+      update_time();
+      run_timers();
+      run_pending();
+      run_phase_handles(idle_);
+      run_phase_handles(prepare_);
+      poll_phase(mode);
+      run_check();
+      run_phase_handles(check_);
+      run_closing();
+      if (mode == run_mode::once) {
+        // Forward progress: timers that came due while poll waited run now.
+        update_time();
+        run_timers();
+      }
+      if (mode != run_mode::default_) break;
+    }
+    return alive();
+  }
+
+  /// Make run() return after the current iteration; poll does not block.
+  void stop() noexcept { stop_flag_ = true; }
+
+  /// Whether anything keeps the loop running: ref'd active handles, timers
+  /// and immediates, queued work, closing handles or keep_alive tokens.
+  [[nodiscard]] bool alive() const noexcept {
+    return timer_refs_ > 0 || immediate_refs_ > 0 || handle_refs_ > 0 || pending_work_ > 0 ||
+           closing_count_ > 0 || !pending_.empty() || !completed_.empty() ||
+           external_refs_.load(std::memory_order_acquire) > 0;
+  }
+
+  /// The loop's cached time in milliseconds, updated at the start of each iteration.
+  [[nodiscard]] std::chrono::milliseconds now() const noexcept {
+    return std::chrono::milliseconds(now_);
+  }
+
+  /// Refresh the cached time from the backend's clock.
+  void update_time() noexcept {
+    const auto t = static_cast<std::uint64_t>(backend_.now().count());
+    if (t > now_) now_ = t;
+  }
+
+  [[nodiscard]] loop_metrics metrics() const noexcept { return metrics_; }
+  Backend& backend() noexcept { return backend_; }
+  Executor& executor() noexcept { return executor_; }
+
+  // ---------------------------------------------------------------- timers
+
+  /// Run `cb` once after `delay` (Node's setTimeout).
+  template <class Rep, class Period>
+  timer set_timeout(callback cb, std::chrono::duration<Rep, Period> delay) {
+    return start_timer(std::move(cb), delay, false);
+  }
+
+  /// Run `cb` every `delay` until cleared (Node's setInterval).
+  template <class Rep, class Period>
+  timer set_interval(callback cb, std::chrono::duration<Rep, Period> delay) {
+    return start_timer(std::move(cb), delay, true);
+  }
+
+  /// Cancel a timer; safe on fired, cleared and default-constructed handles.
+  void clear_timeout(const timer& t) {
+    if (timer_record* r = t.record()) clear_timer(*r);
+  }
+  void clear_interval(const timer& t) { clear_timeout(t); }
+
+  // ------------------------------------------------------------ immediates
+
+  /// Run `cb` in the check phase (Node's setImmediate).
+  immediate set_immediate(callback cb) {
+    const std::uint32_t index = immediates_.acquire();
+    immediate_record& r = immediates_[index];
+    r.index = index;
+    r.fn = std::move(cb);
+    r.epoch = check_epoch_;
+    r.refed = true;
+    ++immediate_refs_;
+    immediate_queue_.push_back(r);
+    return immediate(this, index, r.generation);
+  }
+
+  /// Cancel an immediate that has not run; it never runs.
+  void clear_immediate(const immediate& i) {
+    immediate_record* r = i.record();
+    if (r == nullptr) return;
+    immediate_queue_.remove(*r);
+    if (r->refed) --immediate_refs_;
+    callback dropped = std::move(r->fn);
+    immediates_.release(r->index);
+  }
+
+  // --------------------------------------------------------- other handles
+
+  idle make_idle() { return idle(this, new_handle(handle_kind::idle)); }
+  prepare make_prepare() { return prepare(this, new_handle(handle_kind::prepare)); }
+  check make_check() { return check(this, new_handle(handle_kind::check)); }
+
+  /// A poll handle for descriptor `fd` (not started).
+  poll_handle make_poll(native_handle fd) {
+    handle_record& r = new_handle(handle_kind::poll);
+    r.op = operation{};
+    r.op.kind = op_kind::poll;
+    r.op.fd = fd;
+    r.op.multishot = true;
+    r.op.user = &r;
+    r.op.complete = &basic_loop::complete_poll;
+    return poll_handle(this, r);
+  }
+
+  /// A token that keeps the loop alive until destroyed (thread-safe).
+  keep_alive make_keep_alive() { return keep_alive(this); }
+
+  // ----------------------------------------------------- threads and work
+
+  /// Thread-safe: run `cb` on the loop thread in the poll phase. Wakeups are
+  /// coalesced; every callback is delivered exactly once.
+  void post(callback cb) { inbox_.post(std::move(cb)); }
+
+  /// Run `work` on the executor, then `after(error)` on the loop thread in the
+  /// poll phase; error is operation_canceled when cancel() took it first.
+  work queue_work(callback work_fn, detail::unique_function<void(std::error_code)> after,
+                  work_kind kind = work_kind::fast) {
+    const std::uint32_t index = work_.acquire();
+    work_record& r = work_[index];
+    r.index = index;
+    r.work = std::move(work_fn);
+    r.after = std::move(after);
+    r.kind = kind;
+    r.error = {};
+    r.exception = nullptr;
+    r.state.store(0, std::memory_order_relaxed);
+    ++pending_work_;
+    executor_.submit(r);
+    return work(index, r.generation);
+  }
+
+  /// Cancel queued work (libuv's uv_cancel): {} when it had not started (its
+  /// `after` gets operation_canceled), device_or_resource_busy when it runs or
+  /// ran, invalid_argument when the request is already finished.
+  std::error_code cancel(const work& w) {
+    work_record* r = work_.find(w.index_, w.generation_);
+    if (r == nullptr) return std::make_error_code(std::errc::invalid_argument);
+    std::error_code ec = executor_.cancel(*r);
+    if (!ec) {
+      r->error = std::make_error_code(std::errc::operation_canceled);
+      inbox_.deliver(*r);
+    }
+    return ec;
+  }
+
+  /// Queue a callback for the pending phase of the next iteration (how I/O
+  /// modules report results that are known at once, never synchronously).
+  void defer(callback cb) { pending_.push_back(std::move(cb)); }
+
+ private:
+  // ----------------------------------------------------------- timer logic
+
+  template <class Rep, class Period>
+  timer start_timer(callback cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
+    const std::uint32_t index = timers_.acquire();
+    timer_record& r = timers_[index];
+    r.index = index;
+    r.fn = std::move(cb);
+    r.delay = clamp_delay(delay);
+    r.repeat = repeat;
+    r.refed = true;
+    r.armed = r.running = r.cleared = false;
+    ++timer_refs_;
+    update_time();  // Node reads a fresh clock when a timer is set
+    arm(r, now_);
+    return timer(this, index, r.generation);
+  }
+
+  template <class Rep, class Period>
+  static std::uint32_t clamp_delay(std::chrono::duration<Rep, Period> delay) noexcept {
+    if constexpr (std::is_floating_point_v<Rep>) {
+      // NaN and out-of-range values become 1 ms, as in Node.
+      const double ms = std::chrono::duration<double, std::milli>(delay).count();
+      if (!(ms >= 1.0 && ms <= static_cast<double>(max_timer_delay.count()))) return 1;
+      return static_cast<std::uint32_t>(ms);
+    } else {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay);
+      if (ms < std::chrono::milliseconds(1) || ms > max_timer_delay) return 1;
+      return static_cast<std::uint32_t>(ms.count());
+    }
+  }
+
+  void arm(timer_record& r, std::uint64_t start) {
+    r.due = start + r.delay;
+    r.seq = next_timer_seq_++;
+    timer_store_.insert(r);
+    r.armed = true;
+  }
+
+  void refresh_timer(timer_record& r) {
+    if (r.cleared) return;
+    if (r.armed) timer_store_.erase(r);
+    r.armed = false;
+    update_time();
+    arm(r, now_);
+  }
+
+  void set_timer_ref(timer_record& r, bool on) {
+    if (r.refed == on) return;
+    r.refed = on;
+    if (!r.cleared) on ? ++timer_refs_ : --timer_refs_;
+  }
+
+  void clear_timer(timer_record& r) {
+    if (r.cleared) return;
+    if (r.armed) timer_store_.erase(r);
+    r.armed = false;
+    if (r.refed) --timer_refs_;
+    r.cleared = true;
+    if (!r.running) release_timer(r);
+  }
+
+  void release_timer(timer_record& r) {
+    callback dropped = std::move(r.fn);  // destroyed after the slot is free
+    timers_.release(r.index);
+  }
+
+  void run_timers() {
+    const std::uint64_t phase_now = now_;
+    while (timer_node* n = timer_store_.pop_expired(phase_now)) {
+      auto& r = static_cast<timer_record&>(*n);
+      r.armed = false;
+      fire(r);
+    }
+  }
+
+  void fire(timer_record& r) {
+    // An interval re-arms from the time its callback started (Node).
+    if (r.repeat) update_time();
+    const std::uint64_t start = now_;
+    r.running = true;
+    struct after_callback {
+      basic_loop& loop;
+      timer_record& r;
+      std::uint64_t start;
+      ~after_callback() {
+        r.running = false;
+        if (r.cleared) {
+          loop.release_timer(r);
+        } else if (r.armed) {
+          // refresh() from inside its own callback re-armed it
+        } else if (r.repeat) {
+          loop.arm(r, start);
+        } else {
+          if (r.refed) --loop.timer_refs_;
+          r.cleared = true;
+          loop.release_timer(r);
+        }
+      }
+    };
+    {
+      after_callback done{*this, r, start};
+      invoke(r.fn);
+    }
+    run_microtasks();
+  }
+
+  // -------------------------------------------------------- immediate logic
+
+  void set_immediate_ref(immediate_record& r, bool on) {
+    if (r.refed == on) return;
+    r.refed = on;
+    on ? ++immediate_refs_ : --immediate_refs_;
+  }
+
+  void run_check() {
+    // Immediates queued from here on (by these callbacks, their ticks and
+    // microtasks) carry the new epoch and wait for the next iteration.
+    const std::uint64_t phase = ++check_epoch_;
+    while (immediate_record* r = immediate_queue_.front()) {
+      if (r->epoch >= phase) break;
+      immediate_queue_.remove(*r);
+      if (r->refed) --immediate_refs_;
+      callback fn = std::move(r->fn);
+      immediates_.release(r->index);
+      invoke_then_drain(fn);
+    }
+  }
+
+  // --------------------------------------------------------- handle logic
+
+  handle_record& new_handle(handle_kind kind) {
+    const std::uint32_t index = handles_.acquire();
+    handle_record& r = handles_[index];
+    r.index = index;
+    r.kind = kind;
+    r.active = r.closing = false;
+    r.refed = true;
+    r.outstanding = 0;
+    r.loop = this;
+    r.owner = nullptr;
+    return r;
+  }
+
+  detail::intrusive_list<handle_record>& list_for(handle_kind kind) {
+    return kind == handle_kind::idle ? idle_ : kind == handle_kind::prepare ? prepare_ : check_;
+  }
+
+  void activate(handle_record& r) {
+    if (r.active) return;
+    r.active = true;
+    if (r.refed) ++handle_refs_;
+  }
+
+  void deactivate(handle_record& r) {
+    if (!r.active) return;
+    r.active = false;
+    if (r.refed) --handle_refs_;
+  }
+
+  void set_handle_ref(handle_record& r, bool on) {
+    if (r.refed == on) return;
+    r.refed = on;
+    if (r.active) on ? ++handle_refs_ : --handle_refs_;
+  }
+
+  void start_phase_handle(handle_record& r, callback cb) {
+    if (r.closing) return;
+    r.on_phase = std::move(cb);
+    if (r.active) return;
+    r.walk = walk_;
+    list_for(r.kind).push_back(r);
+    activate(r);
+  }
+
+  std::error_code start_poll(handle_record& r, unsigned events, callback_poll cb) {
+    if (r.closing) return std::make_error_code(std::errc::bad_file_descriptor);
+    if ((events & (readable | writable)) == 0 || (events & ~(readable | writable)) != 0)
+      return std::make_error_code(std::errc::invalid_argument);
+    r.op.events = events;
+    if (std::error_code ec = backend_.submit(r.op)) return ec;
+    r.outstanding = 1;
+    r.on_poll = std::move(cb);
+    activate(r);
+    return {};
+  }
+
+  void stop_handle(handle_record& r) {
+    if (!r.active) return;
+    deactivate(r);
+    if (r.kind == handle_kind::poll)
+      backend_.cancel(r.op);
+    else
+      list_for(r.kind).remove(r);
+  }
+
+  void close_handle(handle_record& r, callback on_close) {
+    if (r.closing) return;
+    stop_handle(r);
+    r.closing = true;
+    r.owner = nullptr;
+    r.on_close = std::move(on_close);
+    r.walk = walk_;
+    ++closing_count_;
+    closing_.push_back(r);
+  }
+
+  static void complete_poll(operation& op) {
+    auto& r = *static_cast<handle_record*>(op.user);
+    if (op.error == std::errc::operation_canceled) {
+      r.outstanding = 0;  // the backend has let go of the operation
+      return;
+    }
+    if (!r.active || r.closing || (op.revents == 0 && !op.error)) return;
+    r.loop->invoke_then_drain(r.on_poll, op.error, op.revents);
+  }
+
+  void run_phase_handles(detail::intrusive_list<handle_record>& list) {
+    if (list.empty()) return;
+    const std::uint64_t walk = ++walk_;
+    list.for_each_safe([&](handle_record& r) {
+      if (r.walk == walk || !r.active) return;  // started during this walk
+      invoke_then_drain(r.on_phase);
+    });
+  }
+
+  void run_closing() {
+    if (closing_.empty()) return;
+    const std::uint64_t walk = ++walk_;
+    closing_.for_each_safe([&](handle_record& r) {
+      // Closed during this walk, or the backend still owns its operation.
+      if (r.walk == walk || r.outstanding != 0) return;
+      closing_.remove(r);
+      --closing_count_;
+      callback on_close = std::move(r.on_close);
+      r.on_phase = nullptr;
+      r.on_poll = nullptr;
+      handles_.release(r.index);
+      if (on_close) invoke_then_drain(on_close);
+    });
+  }
+
+  // -------------------------------------------------- pending, poll, inbox
+
+  void run_pending() {
+    // I/O completions an exception interrupted in the last poll phase.
+    while (operation* op = completed_.pop_front()) {
+      ++metrics_.events;
+      op->complete(*op);
+    }
+    for (std::size_t n = pending_.size(); n > 0 && !pending_.empty(); --n) {
+      callback cb = pending_.pop_front();
+      invoke_then_drain(cb);
+    }
+  }
+
+  [[nodiscard]] std::chrono::milliseconds poll_timeout(run_mode mode) noexcept {
+    using std::chrono::milliseconds;
+    if (mode == run_mode::nowait || stop_flag_ || immediate_refs_ > 0 || !idle_.empty() ||
+        !pending_.empty() || closing_count_ > 0 || !completed_.empty() || inbox_.pending())
+      return milliseconds::zero();
+    if (!alive()) return milliseconds::zero();
+    const std::uint64_t due = timer_store_.next_due();
+    if (due == UINT64_MAX) return infinite_timeout;
+    return milliseconds(due > now_ ? static_cast<std::int64_t>(due - now_) : 0);
+  }
+
+  void poll_phase(run_mode mode) {
+    const std::chrono::milliseconds timeout = poll_timeout(mode);
+    if (timeout != std::chrono::milliseconds::zero()) {
+      const auto before = backend_.hrtime();
+      backend_.poll(timeout, completed_);
+      metrics_.poll_blocked += backend_.hrtime() - before;
+    } else {
+      backend_.poll(timeout, completed_);
+    }
+    update_time();
+    while (operation* op = completed_.pop_front()) {
+      ++metrics_.events;
+      op->complete(*op);
+    }
+    if (inbox_.pending()) drain_inbox();
+  }
+
+  void drain_inbox() {
+    work_request* done = inbox_.take(posted_);
+    std::size_t next = 0;
+    struct give_back {
+      // When an exception leaves, what did not run goes back to the inbox in order.
+      basic_loop& loop;
+      work_request*& done;
+      std::size_t& next;
+      int exceptions = std::uncaught_exceptions();
+      ~give_back() {
+        if (std::uncaught_exceptions() > exceptions) {
+          while (done != nullptr) loop.inbox_.deliver(*std::exchange(done, done->next));
+          for (; next < loop.posted_.size(); ++next) loop.inbox_.post(std::move(loop.posted_[next]));
+        }
+        loop.posted_.clear();
+      }
+    } guard{*this, done, next};
+    // Finished work first, in delivery order, then posted callbacks.
+    while (done != nullptr) {
+      auto& r = static_cast<work_record&>(*std::exchange(done, done->next));
+      ++metrics_.events;
+      finish_work(r);
+    }
+    while (next < posted_.size()) {
+      callback cb = std::move(posted_[next++]);
+      ++metrics_.events;
+      invoke_then_drain(cb);
+    }
+  }
+
+  void finish_work(work_record& r) {
+    --pending_work_;
+    auto after = std::move(r.after);
+    const std::error_code ec = r.error;
+    std::exception_ptr thrown = std::move(r.exception);
+    r.work = nullptr;
+    work_.release(r.index);
+    if (thrown) {
+      report_exception(std::move(thrown));  // the work itself threw
+      run_microtasks();
+    } else {
+      invoke_then_drain(after, ec);
+    }
+  }
+
+  static void wake_backend(void* self) noexcept {
+    static_cast<basic_loop*>(self)->backend_.wakeup();
+  }
+
+  // Members. Order matters for destruction: the executor (its threads) goes
+  // first, then the inbox it delivers to, then the pools its requests live in.
+  Backend backend_;
+  TimerStore timer_store_;
+  detail::slot_pool<timer_record> timers_;
+  detail::slot_pool<immediate_record> immediates_;
+  detail::slot_pool<handle_record, 64> handles_;
+  detail::slot_pool<work_record, 64> work_;
+  detail::intrusive_list<immediate_record> immediate_queue_;
+  detail::intrusive_list<handle_record> idle_;
+  detail::intrusive_list<handle_record> prepare_;
+  detail::intrusive_list<handle_record> check_;
+  detail::intrusive_list<handle_record> closing_;
+  detail::ring<callback> pending_;
+  op_queue completed_;
+  std::vector<callback> posted_;
+  inbox inbox_{&basic_loop::wake_backend, this};
+  Executor executor_;
+
+  std::uint64_t now_ = 0;
+  std::uint64_t next_timer_seq_ = 0;
+  std::uint64_t check_epoch_ = 0;
+  std::uint64_t walk_ = 0;
+  std::size_t timer_refs_ = 0;
+  std::size_t immediate_refs_ = 0;
+  std::size_t handle_refs_ = 0;
+  std::size_t pending_work_ = 0;
+  std::size_t closing_count_ = 0;
+  std::atomic<std::size_t> external_refs_{0};
+  loop_metrics metrics_{};
+  bool stop_flag_ = false;
+  bool running_ = false;
+};
+
+}  // namespace phaseloop

@@ -1,0 +1,30 @@
+#pragma once
+// phaseloop: Node.js's event loop for C++20, header-only.
+// The umbrella header: every module, and the default loop types.
+
+#include <phaseloop/version.hpp>
+#include <phaseloop/concepts.hpp>
+#include <phaseloop/microtasks.hpp>
+#include <phaseloop/loop.hpp>
+#include <phaseloop/timers/heap.hpp>
+#include <phaseloop/backend/mock.hpp>
+#include <phaseloop/backend/epoll.hpp>
+#include <phaseloop/executor/inline.hpp>
+
+namespace phaseloop {
+
+#if defined(__linux__)
+/// The platform's native backend: epoll on Linux.
+using default_backend = epoll_backend;
+#define PHASELOOP_HAS_DEFAULT_BACKEND 1
+#endif
+
+#if defined(PHASELOOP_HAS_DEFAULT_BACKEND)
+/// The loop most programs want: the native backend, the heap timer store.
+using loop = basic_loop<default_backend, heap_timers, inline_executor>;
+#endif
+
+/// A loop for unit tests: virtual time, instant and deterministic.
+using test_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
+
+}  // namespace phaseloop

@@ -1,0 +1,98 @@
+#pragma once
+// heap_timers: a 4-ary min-heap keyed by (due, seq). Keys are copied into the
+// heap array so a sift compares contiguous 24-byte entries instead of chasing
+// timer records; each record keeps its heap position for O(log n) erase.
+
+#include <phaseloop/concepts.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace phaseloop {
+
+class heap_timers {
+  struct entry {
+    std::uint64_t due;
+    std::uint64_t seq;
+    timer_node* node;
+    [[nodiscard]] bool before(const entry& other) const noexcept {
+      return due < other.due || (due == other.due && seq < other.seq);
+    }
+  };
+  static constexpr std::size_t arity = 4;
+
+ public:
+  void insert(timer_node& n) {
+    heap_.push_back(entry{n.due, n.seq, &n});
+    sift_up(heap_.size() - 1);
+  }
+
+  void erase(timer_node& n) noexcept {
+    const std::size_t i = n.store_index;
+    const std::size_t last = heap_.size() - 1;
+    if (i != last) {
+      place(i, heap_[last]);
+      heap_.pop_back();
+      if (i > 0 && heap_[i].before(heap_[(i - 1) / arity]))
+        sift_up(i);
+      else
+        sift_down(i);
+    } else {
+      heap_.pop_back();
+    }
+  }
+
+  timer_node* pop_expired(std::uint64_t now) noexcept {
+    if (heap_.empty() || heap_.front().due > now) return nullptr;
+    timer_node* n = heap_.front().node;
+    erase(*n);
+    return n;
+  }
+
+  [[nodiscard]] std::uint64_t next_due() const noexcept {
+    return heap_.empty() ? UINT64_MAX : heap_.front().due;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return heap_.size(); }
+
+ private:
+  void place(std::size_t i, const entry& e) noexcept {
+    heap_[i] = e;
+    e.node->store_index = static_cast<std::uint32_t>(i);
+  }
+
+  void sift_up(std::size_t i) noexcept {
+    const entry moving = heap_[i];
+    while (i > 0) {
+      const std::size_t parent = (i - 1) / arity;
+      if (!moving.before(heap_[parent])) break;
+      place(i, heap_[parent]);
+      i = parent;
+    }
+    place(i, moving);
+  }
+
+  void sift_down(std::size_t i) noexcept {
+    const entry moving = heap_[i];
+    const std::size_t n = heap_.size();
+    for (;;) {
+      const std::size_t first = i * arity + 1;
+      if (first >= n) break;
+      std::size_t best = first;
+      const std::size_t end = first + arity < n ? first + arity : n;
+      for (std::size_t c = first + 1; c < end; ++c)
+        if (heap_[c].before(heap_[best])) best = c;
+      if (!heap_[best].before(moving)) break;
+      place(i, heap_[best]);
+      i = best;
+    }
+    place(i, moving);
+  }
+
+  std::vector<entry> heap_;
+};
+
+static_assert(timer_store<heap_timers>);
+
+}  // namespace phaseloop

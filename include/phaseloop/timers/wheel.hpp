@@ -1,0 +1,334 @@
+#pragma once
+// wheel_timers: a hierarchical timing wheel keyed by (due, seq), with O(1)
+// insert and erase, exact order and an exact next_due().
+//
+// Layout. Eight levels of 256 slots; level k slot s holds timers whose due
+// time agrees with the wheel's position `cur` on every bit above level k and
+// has digit s at level k (digits are bytes: level k is bits 8k..8k+7). A
+// timer's level is therefore the byte of the highest bit where due and cur
+// differ, so all 64 bits of due are covered without loss of precision and a
+// timer is never "wrapped around": the occupied slots of a level all lie
+// ahead of cur's digit, every level-k timer fires before every level-(k+1)
+// timer, and the earliest timer is in the lowest occupied slot of the lowest
+// occupied level (two bit scans).
+//
+// Order. A level-0 slot holds timers of one due time only. Each slot is a
+// list kept in seq order (appending is O(1) because the loop hands out seq in
+// insertion order), and a cascade (re-placing a higher slot's timers relative
+// to the new position when the position reaches that slot) appends into
+// slots that are empty at that moment, so order survives any number of
+// cascades: ties on due fire in seq order, exactly like the heap.
+//
+// Time. The position only moves in pop_expired, never past `now`, directly to
+// the next occupied slot (no per-millisecond ticks), and to `now` itself when
+// nothing is due, so a loop idling for hours or starting at 2^53 ms costs
+// nothing. next_due() is the exact earliest due time: for a level-0 slot it is
+// the slot's time; for a higher slot it is a per-slot minimum kept on insert
+// and recomputed lazily (one scan of that slot) only after its minimum was
+// erased. Timers inserted with due < cur (never by the loop, which always
+// inserts after `now`) go to a small sorted overdue list that fires first.
+
+#include <phaseloop/concepts.hpp>
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+namespace phaseloop {
+
+namespace detail {
+
+/// Geometry and slot storage of wheel_timers.
+struct wheel_storage {
+  static constexpr unsigned level_bits = 8;
+  static constexpr unsigned slots_per_level = 1u << level_bits;  // 256
+  static constexpr unsigned levels = 64 / level_bits;            // 8: covers all of uint64
+  static constexpr unsigned words_per_level = slots_per_level / 64;
+  static constexpr unsigned slot_count = levels * slots_per_level;
+
+  timer_node* head[slot_count] = {};        ///< circular list per slot; tail is head->store_prev
+  std::uint64_t min_due[slot_count] = {};   ///< earliest due per slot (levels >= 1)
+  std::uint64_t stale[slot_count / 64] = {};  ///< bit per slot: min_due needs a rescan
+};
+
+}  // namespace detail
+
+/// A hierarchical timing wheel: O(1) insert/erase, (due, seq) order, exact
+/// next_due(), any 64-bit due time. A drop-in alternative to heap_timers.
+class wheel_timers {
+  using storage = detail::wheel_storage;
+  static constexpr unsigned level_bits = storage::level_bits;
+  static constexpr unsigned levels = storage::levels;
+  static constexpr unsigned words = storage::words_per_level;
+  static constexpr std::uint32_t overdue_index = UINT32_MAX;
+
+ public:
+  wheel_timers() noexcept = default;
+  wheel_timers(const wheel_timers&) = delete;
+  wheel_timers& operator=(const wheel_timers&) = delete;
+  /// Moving keeps every inserted node in place; the source is left empty.
+  wheel_timers(wheel_timers&& other) noexcept { swap(other); }
+  wheel_timers& operator=(wheel_timers&& other) noexcept {
+    if (this != &other) {
+      wheel_timers tmp(std::move(other));
+      swap(tmp);
+    }
+    return *this;
+  }
+  ~wheel_timers() = default;
+
+  /// Adds n (not in the store; n.due and n.seq set). Allocates only the first time.
+  void insert(timer_node& n) {
+    if (!store_) [[unlikely]]
+      store_ = std::make_unique<storage>();
+    ++size_;
+    if (n.due < cur_) [[unlikely]] {
+      insert_overdue(n);
+      return;
+    }
+    place(n);
+  }
+
+  /// Removes n (which is in the store).
+  void erase(timer_node& n) noexcept {
+    --size_;
+    const std::uint32_t idx = n.store_index;
+    if (idx == overdue_index) [[unlikely]] {
+      overdue_ = unlink(overdue_, n);
+      return;
+    }
+    timer_node*& head = store_->head[idx];
+    head = unlink(head, n);
+    if (head == nullptr) {
+      clear_bit(idx);
+    } else if (idx >= storage::slots_per_level && n.due == store_->min_due[idx]) {
+      set_stale(idx);
+    }
+  }
+
+  /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
+  timer_node* pop_expired(std::uint64_t now) noexcept {
+    if (overdue_ != nullptr) [[unlikely]] {
+      if (overdue_->due > now) return nullptr;
+      timer_node* n = overdue_;
+      overdue_ = unlink(overdue_, *n);
+      --size_;
+      return n;
+    }
+    for (;;) {
+      if (level_mask_ == 0) {
+        if (now > cur_) cur_ = now;
+        return nullptr;
+      }
+      const unsigned k = static_cast<unsigned>(std::countr_zero(level_mask_));
+      const unsigned s = lowest_slot(k);
+      const std::uint64_t start = slot_start(k, s);
+      if (start > now) {
+        if (now > cur_) cur_ = now;  // nothing starts before `now`: placements stay valid
+        return nullptr;
+      }
+      cur_ = start;
+      const unsigned idx = k * storage::slots_per_level + s;
+      if (k == 0) {
+        timer_node*& head = store_->head[idx];
+        timer_node* n = head;
+        head = unlink(head, *n);
+        if (head == nullptr) clear_bit(idx);
+        --size_;
+        return n;
+      }
+      cascade(idx);
+    }
+  }
+
+  /// The earliest due time, or UINT64_MAX when empty.
+  [[nodiscard]] std::uint64_t next_due() const noexcept {
+    if (overdue_ != nullptr) [[unlikely]]
+      return overdue_->due;
+    if (level_mask_ == 0) return UINT64_MAX;
+    const unsigned k = static_cast<unsigned>(std::countr_zero(level_mask_));
+    const unsigned s = lowest_slot(k);
+    if (k == 0) return slot_start(0, s);
+    const unsigned idx = k * storage::slots_per_level + s;
+    if (is_stale(idx)) rescan(idx);
+    return store_->min_due[idx];
+  }
+
+  /// Number of timers in the store.
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+  /// The wheel's position: every timer with due < position() has been popped.
+  [[nodiscard]] std::uint64_t position() const noexcept { return cur_; }
+
+ private:
+  // -- slot placement ------------------------------------------------------
+
+  [[nodiscard]] static constexpr std::uint64_t below(unsigned bits) noexcept {
+    return bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits) - 1;
+  }
+
+  /// First due time of level k slot s, relative to cur_.
+  [[nodiscard]] std::uint64_t slot_start(unsigned k, unsigned s) const noexcept {
+    return (cur_ & ~below(level_bits * (k + 1))) | (std::uint64_t{s} << (level_bits * k));
+  }
+
+  /// Links n (due >= cur_) into its slot, keeping the slot in seq order.
+  void place(timer_node& n) noexcept {
+    const std::uint64_t diff = n.due ^ cur_;
+    const unsigned k = static_cast<unsigned>(std::bit_width(diff | 1) - 1) / level_bits;
+    const unsigned s = static_cast<unsigned>(n.due >> (level_bits * k)) & (storage::slots_per_level - 1);
+    const unsigned idx = k * storage::slots_per_level + s;
+    n.store_index = idx;
+    timer_node*& head = store_->head[idx];
+    if (head == nullptr) {
+      n.store_prev = n.store_next = &n;
+      head = &n;
+      set_bit(idx);
+      if (k != 0) {
+        store_->min_due[idx] = n.due;
+        clear_stale(idx);
+      }
+      return;
+    }
+    link_sorted(head, n);
+    if (k != 0 && n.due < store_->min_due[idx]) store_->min_due[idx] = n.due;
+  }
+
+  /// Re-places every timer of a higher slot relative to cur_ (== the slot's start).
+  void cascade(unsigned idx) noexcept {
+    timer_node* n = store_->head[idx];
+    store_->head[idx] = nullptr;
+    clear_bit(idx);
+    n->store_prev->store_next = nullptr;  // open the ring; order is preserved below
+    while (n != nullptr) {
+      timer_node* next = n->store_next;
+      place(*n);
+      n = next;
+    }
+  }
+
+  void insert_overdue(timer_node& n) noexcept {
+    n.store_index = overdue_index;
+    if (overdue_ == nullptr) {
+      n.store_prev = n.store_next = &n;
+      overdue_ = &n;
+      return;
+    }
+    // Sorted by (due, seq): walk back from the tail.
+    timer_node* after = overdue_->store_prev;
+    while (before(n, *after)) {
+      if (after == overdue_) {  // n becomes the new head
+        link_after(*overdue_->store_prev, n);
+        overdue_ = &n;
+        return;
+      }
+      after = after->store_prev;
+    }
+    link_after(*after, n);
+  }
+
+  [[nodiscard]] static bool before(const timer_node& a, const timer_node& b) noexcept {
+    return a.due < b.due || (a.due == b.due && a.seq < b.seq);
+  }
+
+  // -- circular lists --------------------------------------------------------
+
+  static void link_after(timer_node& pos, timer_node& n) noexcept {
+    n.store_prev = &pos;
+    n.store_next = pos.store_next;
+    pos.store_next->store_prev = &n;
+    pos.store_next = &n;
+  }
+
+  /// Appends n to a non-empty ring in seq order: O(1) when seq only grows.
+  static void link_sorted(timer_node*& head, timer_node& n) noexcept {
+    timer_node* after = head->store_prev;
+    while (n.seq < after->seq) [[unlikely]] {
+      if (after == head) {
+        link_after(*head->store_prev, n);
+        head = &n;
+        return;
+      }
+      after = after->store_prev;
+    }
+    link_after(*after, n);
+  }
+
+  /// Unlinks n from the ring starting at head; returns the new head (nullptr if empty).
+  static timer_node* unlink(timer_node* head, timer_node& n) noexcept {
+    timer_node* next = n.store_next;
+    if (next == &n) {
+      n.store_prev = n.store_next = nullptr;
+      return nullptr;
+    }
+    n.store_prev->store_next = next;
+    next->store_prev = n.store_prev;
+    n.store_prev = n.store_next = nullptr;
+    return head == &n ? next : head;
+  }
+
+  // -- occupancy bitmaps ---------------------------------------------------------
+
+  void set_bit(unsigned idx) noexcept {
+    const unsigned k = idx / storage::slots_per_level;
+    bits_[idx / 64] |= std::uint64_t{1} << (idx % 64);
+    level_mask_ |= 1u << k;
+  }
+
+  void clear_bit(unsigned idx) noexcept {
+    const unsigned k = idx / storage::slots_per_level;
+    bits_[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+    const std::uint64_t* w = &bits_[k * words];
+    if ((w[0] | w[1] | w[2] | w[3]) == 0) level_mask_ &= ~(1u << k);
+  }
+
+  [[nodiscard]] unsigned lowest_slot(unsigned k) const noexcept {
+    const std::uint64_t* w = &bits_[k * words];
+    unsigned i = 0;
+    while (w[i] == 0) ++i;  // level k is non-empty
+    return i * 64 + static_cast<unsigned>(std::countr_zero(w[i]));
+  }
+
+  void set_stale(unsigned idx) noexcept {
+    store_->stale[idx / 64] |= std::uint64_t{1} << (idx % 64);
+  }
+  void clear_stale(unsigned idx) noexcept {
+    store_->stale[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+  }
+  [[nodiscard]] bool is_stale(unsigned idx) const noexcept {
+    return (store_->stale[idx / 64] >> (idx % 64)) & 1;
+  }
+
+  /// Recomputes a higher slot's minimum due (after its minimum was erased).
+  void rescan(unsigned idx) const noexcept {
+    const timer_node* head = store_->head[idx];
+    std::uint64_t m = head->due;
+    for (const timer_node* n = head->store_next; n != head; n = n->store_next)
+      if (n->due < m) m = n->due;
+    store_->min_due[idx] = m;
+    store_->stale[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+  }
+
+  void swap(wheel_timers& o) noexcept {
+    using std::swap;
+    swap(store_, o.store_);
+    swap(overdue_, o.overdue_);
+    swap(cur_, o.cur_);
+    swap(size_, o.size_);
+    swap(level_mask_, o.level_mask_);
+    for (unsigned i = 0; i < levels * words; ++i) swap(bits_[i], o.bits_[i]);
+  }
+
+  std::unique_ptr<storage> store_;  ///< slots, allocated on first insert
+  timer_node* overdue_ = nullptr;   ///< sorted ring of timers inserted with due < cur_
+  std::uint64_t cur_ = 0;           ///< position: timers with due < cur_ were all popped
+  std::size_t size_ = 0;
+  std::uint32_t level_mask_ = 0;                   ///< bit k: level k has an occupied slot
+  std::uint64_t bits_[levels * words] = {};        ///< occupied slots, 256 bits per level
+};
+
+static_assert(timer_store<wheel_timers>);
+
+}  // namespace phaseloop
