@@ -103,21 +103,21 @@ class basic_loop : public loop_core {
 
   /// A timer from set_timeout or set_interval. A small copyable value; once
   /// the timer has fired (one-shot) or been cleared, every call is a no-op.
-  class timer {
+  class timer_handle {
    public:
-    timer() = default;
+    timer_handle() = default;
     /// Restart the countdown from now with the original delay (Node's refresh()).
-    timer& refresh() {
+    timer_handle& refresh() {
       if (timer_record* r = record()) loop_->refresh_timer(*r);
       return *this;
     }
     /// Make the timer keep the loop alive (the default).
-    timer& ref() {
+    timer_handle& ref() {
       if (timer_record* r = record()) loop_->set_timer_ref(*r, true);
       return *this;
     }
     /// Let the loop end while this timer is pending; it still fires if the loop runs.
-    timer& unref() {
+    timer_handle& unref() {
       if (timer_record* r = record()) loop_->set_timer_ref(*r, false);
       return *this;
     }
@@ -130,11 +130,11 @@ class basic_loop : public loop_core {
       const timer_record* r = record();
       return r != nullptr && !r->cleared && (r->armed || (r->running && r->repeat));
     }
-    friend bool operator==(const timer&, const timer&) = default;
+    friend bool operator==(const timer_handle&, const timer_handle&) = default;
 
    private:
     friend class basic_loop;
-    timer(basic_loop* loop, std::uint32_t index, std::uint32_t generation)
+    timer_handle(basic_loop* loop, std::uint32_t index, std::uint32_t generation)
         : loop_(loop), index_(index), generation_(generation) {}
     timer_record* record() const {
       return loop_ != nullptr ? loop_->timers_.find(index_, generation_) : nullptr;
@@ -145,14 +145,14 @@ class basic_loop : public loop_core {
   };
 
   /// An immediate from set_immediate; a small copyable value.
-  class immediate {
+  class immediate_handle {
    public:
-    immediate() = default;
-    immediate& ref() {
+    immediate_handle() = default;
+    immediate_handle& ref() {
       if (immediate_record* r = record()) loop_->set_immediate_ref(*r, true);
       return *this;
     }
-    immediate& unref() {
+    immediate_handle& unref() {
       if (immediate_record* r = record()) loop_->set_immediate_ref(*r, false);
       return *this;
     }
@@ -162,11 +162,11 @@ class basic_loop : public loop_core {
     }
     /// Queued and not yet run or cleared.
     [[nodiscard]] bool pending() const { return record() != nullptr; }
-    friend bool operator==(const immediate&, const immediate&) = default;
+    friend bool operator==(const immediate_handle&, const immediate_handle&) = default;
 
    private:
     friend class basic_loop;
-    immediate(basic_loop* loop, std::uint32_t index, std::uint32_t generation)
+    immediate_handle(basic_loop* loop, std::uint32_t index, std::uint32_t generation)
         : loop_(loop), index_(index), generation_(generation) {}
     immediate_record* record() const {
       if (loop_ == nullptr) return nullptr;
@@ -179,14 +179,14 @@ class basic_loop : public loop_core {
   };
 
   /// A request queued with queue_work; pass it to cancel().
-  class work {
+  class work_handle {
    public:
-    work() = default;
-    friend bool operator==(const work&, const work&) = default;
+    work_handle() = default;
+    friend bool operator==(const work_handle&, const work_handle&) = default;
 
    private:
     friend class basic_loop;
-    work(std::uint32_t index, std::uint32_t generation) : index_(index), generation_(generation) {}
+    work_handle(std::uint32_t index, std::uint32_t generation) : index_(index), generation_(generation) {}
     std::uint32_t index_ = 0;
     std::uint32_t generation_ = 0;
   };
@@ -422,26 +422,26 @@ class basic_loop : public loop_core {
 
   /// Run `cb` once after `delay` (Node's setTimeout).
   template <class Rep, class Period>
-  timer set_timeout(callback cb, std::chrono::duration<Rep, Period> delay) {
+  timer_handle set_timeout(callback cb, std::chrono::duration<Rep, Period> delay) {
     return start_timer(std::move(cb), delay, false);
   }
 
   /// Run `cb` every `delay` until cleared (Node's setInterval).
   template <class Rep, class Period>
-  timer set_interval(callback cb, std::chrono::duration<Rep, Period> delay) {
+  timer_handle set_interval(callback cb, std::chrono::duration<Rep, Period> delay) {
     return start_timer(std::move(cb), delay, true);
   }
 
   /// Cancel a timer; safe on fired, cleared and default-constructed handles.
-  void clear_timeout(const timer& t) {
+  void clear_timeout(const timer_handle& t) {
     if (timer_record* r = t.record()) clear_timer(*r);
   }
-  void clear_interval(const timer& t) { clear_timeout(t); }
+  void clear_interval(const timer_handle& t) { clear_timeout(t); }
 
   // ------------------------------------------------------------ immediates
 
   /// Run `cb` in the check phase (Node's setImmediate).
-  immediate set_immediate(callback cb) {
+  immediate_handle set_immediate(callback cb) {
     const std::uint32_t index = immediates_.acquire();
     immediate_record& r = immediates_[index];
     r.index = index;
@@ -450,11 +450,11 @@ class basic_loop : public loop_core {
     r.refed = true;
     ++immediate_refs_;
     immediate_queue_.push_back(r);
-    return immediate(this, index, r.generation);
+    return immediate_handle(this, index, r.generation);
   }
 
   /// Cancel an immediate that has not run; it never runs.
-  void clear_immediate(const immediate& i) {
+  void clear_immediate(const immediate_handle& i) {
     immediate_record* r = i.record();
     if (r == nullptr) return;
     immediate_queue_.remove(*r);
@@ -492,7 +492,7 @@ class basic_loop : public loop_core {
 
   /// Run `work` on the executor, then `after(error)` on the loop thread in the
   /// poll phase; error is operation_canceled when cancel() took it first.
-  work queue_work(callback work_fn, detail::unique_function<void(std::error_code)> after,
+  work_handle queue_work(callback work_fn, detail::unique_function<void(std::error_code)> after,
                   work_kind kind = work_kind::fast) {
     const std::uint32_t index = work_.acquire();
     work_record& r = work_[index];
@@ -505,13 +505,13 @@ class basic_loop : public loop_core {
     r.state.store(0, std::memory_order_relaxed);
     ++pending_work_;
     executor_.submit(r);
-    return work(index, r.generation);
+    return work_handle(index, r.generation);
   }
 
   /// Cancel queued work (libuv's uv_cancel): {} when it had not started (its
   /// `after` gets operation_canceled), device_or_resource_busy when it runs or
   /// ran, invalid_argument when the request is already finished.
-  std::error_code cancel(const work& w) {
+  std::error_code cancel(const work_handle& w) {
     work_record* r = work_.find(w.index_, w.generation_);
     if (r == nullptr) return std::make_error_code(std::errc::invalid_argument);
     std::error_code ec = executor_.cancel(*r);
@@ -530,7 +530,7 @@ class basic_loop : public loop_core {
   // ----------------------------------------------------------- timer logic
 
   template <class Rep, class Period>
-  timer start_timer(callback cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
+  timer_handle start_timer(callback cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
     const std::uint32_t index = timers_.acquire();
     timer_record& r = timers_[index];
     r.index = index;
@@ -542,7 +542,7 @@ class basic_loop : public loop_core {
     ++timer_refs_;
     update_time();  // Node reads a fresh clock when a timer is set
     arm(r, now_);
-    return timer(this, index, r.generation);
+    return timer_handle(this, index, r.generation);
   }
 
   template <class Rep, class Period>
