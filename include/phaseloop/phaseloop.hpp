@@ -7,6 +7,7 @@
 #include <phaseloop/microtasks.hpp>
 #include <phaseloop/loop.hpp>
 #include <phaseloop/timers/heap.hpp>
+#include <phaseloop/timers/wheel.hpp>
 #include <phaseloop/backend/mock.hpp>
 #include <phaseloop/backend/epoll.hpp>
 #include <phaseloop/executor/inline.hpp>
