@@ -1,0 +1,78 @@
+#pragma once
+// The reference timer store of the differential tests: a std::multimap keyed
+// by (due, seq), as plainly correct as a timer store can be. It satisfies
+// phaseloop::timer_store, so it can also run inside basic_loop; plus a small
+// deterministic random generator shared by the differential tests (the
+// standard distributions differ between standard libraries; this does not).
+
+#include "support.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <utility>
+
+namespace phaseloop::test {
+
+/// std::multimap<(due, seq), node*>: the obviously correct timer store.
+class reference_timers {
+ public:
+  void insert(timer_node& n) { map_.emplace(key(n), &n); }
+
+  void erase(timer_node& n) {
+    auto [first, last] = map_.equal_range(key(n));
+    for (auto it = first; it != last; ++it)
+      if (it->second == &n) {
+        map_.erase(it);
+        return;
+      }
+  }
+
+  timer_node* pop_expired(std::uint64_t now) {
+    if (map_.empty() || map_.begin()->first.first > now) return nullptr;
+    timer_node* n = map_.begin()->second;
+    map_.erase(map_.begin());
+    return n;
+  }
+
+  [[nodiscard]] std::uint64_t next_due() const {
+    return map_.empty() ? UINT64_MAX : map_.begin()->first.first;
+  }
+
+  [[nodiscard]] std::size_t size() const { return map_.size(); }
+
+ private:
+  static std::pair<std::uint64_t, std::uint64_t> key(const timer_node& n) { return {n.due, n.seq}; }
+  std::multimap<std::pair<std::uint64_t, std::uint64_t>, timer_node*> map_;
+};
+
+static_assert(timer_store<reference_timers>);
+
+/// splitmix64: a tiny seeded generator whose streams are the same everywhere.
+class det_random {
+ public:
+  explicit det_random(std::uint64_t seed) noexcept : state_(seed) {}
+
+  std::uint64_t next() noexcept {
+    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+
+  /// Uniform in [0, n) (n > 0; the modulo bias is irrelevant for tests).
+  std::uint64_t below(std::uint64_t n) noexcept { return next() % n; }
+
+  /// Uniform in [lo, hi].
+  std::uint64_t between(std::uint64_t lo, std::uint64_t hi) noexcept {
+    return hi - lo == UINT64_MAX ? next() : lo + below(hi - lo + 1);
+  }
+
+  /// True with probability percent/100.
+  bool chance(unsigned percent) noexcept { return below(100) < percent; }
+
+ private:
+  std::uint64_t state_;
+};
+
+}  // namespace phaseloop::test
