@@ -47,8 +47,11 @@ concept backend = std::default_initializable<B> &&
                     { cb.hrtime() } -> std::same_as<std::chrono::nanoseconds>;
                     /// Start an operation; an error means it was not started.
                     { b.submit(op) } -> std::same_as<std::error_code>;
-                    /// Stop an operation; it completes with operation_canceled.
-                    b.cancel(op);
+                    /// Stop an operation. true: the backend let go of it at once and no
+                    /// completion follows (readiness backends); false: it completes later
+                    /// with operation_canceled and its memory stays in use until then
+                    /// (completion backends).
+                    { b.cancel(op) } -> std::same_as<bool>;
                     /// Wait up to timeout (infinite_timeout: no limit, 0: just look);
                     /// append completed operations to `completed`.
                     b.poll(timeout, completed);

@@ -24,6 +24,9 @@
 
 namespace phaseloop {
 
+template <class T> class promise;   // promise.hpp
+template <class T> class resolver;  // promise.hpp
+
 /// How long run() goes on (libuv's uv_run_mode).
 enum class run_mode {
   default_,  ///< until nothing keeps the loop alive, or stop()
@@ -416,6 +419,7 @@ class basic_loop : public loop_core {
 
   [[nodiscard]] loop_metrics metrics() const noexcept { return metrics_; }
   Backend& backend() noexcept { return backend_; }
+  const Backend& backend() const noexcept { return backend_; }
   Executor& executor() noexcept { return executor_; }
 
   // ---------------------------------------------------------------- timers
@@ -525,6 +529,34 @@ class basic_loop : public loop_core {
   /// Queue a callback for the pending phase of the next iteration (how I/O
   /// modules report results that are known at once, never synchronously).
   void defer(callback cb) { pending_.push_back(std::move(cb)); }
+
+  // ---- promise forms (defined in promise.hpp)
+
+  /// A promise already fulfilled with `value` (JavaScript's Promise.resolve).
+  template <class V>
+  promise<std::decay_t<V>> resolved(V&& value);
+  /// A promise<void> already fulfilled.
+  promise<void> resolved();
+  /// A promise already rejected with `error`: an exception_ptr, an exception
+  /// object, or a std::error_code (as std::system_error). Promise.reject.
+  template <class T = void, class E>
+  promise<T> rejected(E&& error);
+  /// A pending promise and the resolver that settles it (Promise.withResolvers).
+  template <class T = void>
+  std::pair<promise<T>, resolver<T>> make_promise();
+  /// Fulfilled once `after` has elapsed (Node's timers/promises setTimeout).
+  template <class Rep, class Period>
+  promise<void> delay(std::chrono::duration<Rep, Period> after);
+  /// Fulfilled with `value` once `after` has elapsed.
+  template <class Rep, class Period, class V>
+  promise<std::decay_t<V>> delay(std::chrono::duration<Rep, Period> after, V&& value);
+  /// Fulfilled in the check phase (Node's timers/promises setImmediate).
+  promise<void> immediate();
+  /// Fulfilled with `value` in the check phase.
+  template <class V>
+  promise<std::decay_t<V>> immediate(V&& value);
+
+  // ---- end of promise forms
 
  private:
   // ----------------------------------------------------------- timer logic
@@ -717,9 +749,12 @@ class basic_loop : public loop_core {
   void stop_handle(handle_record& r) {
     if (!r.active) return;
     deactivate(r);
-    if (r.kind == handle_kind::poll)
-      backend_.cancel(r.op);
-    else
+    if (r.kind == handle_kind::poll) {
+      if (backend_.cancel(r.op)) {
+        completed_.remove(r.op);  // readiness delivered but not yet run: drop it
+        r.outstanding = 0;
+      }
+    } else
       list_for(r.kind).remove(r);
   }
 
@@ -734,6 +769,26 @@ class basic_loop : public loop_core {
     closing_.push_back(r);
   }
 
+  // Runs a handle's callback from a local, so start() with a new callback
+  // from inside the running one cannot destroy the callable on the stack; the
+  // callback goes back unless a new one was set meanwhile.
+  template <class Fn, class... Args>
+  void invoke_handle_callback(Fn& slot, Args&&... args) {
+    Fn fn = std::move(slot);
+    struct restore {
+      Fn& slot;
+      Fn& fn;
+      ~restore() {
+        if (!slot) slot = std::move(fn);
+      }
+    };
+    {
+      restore guard{slot, fn};
+      invoke(fn, std::forward<Args>(args)...);
+    }
+    run_microtasks();
+  }
+
   static void complete_poll(operation& op) {
     auto& r = *static_cast<handle_record*>(op.user);
     if (op.error == std::errc::operation_canceled) {
@@ -741,7 +796,7 @@ class basic_loop : public loop_core {
       return;
     }
     if (!r.active || r.closing || (op.revents == 0 && !op.error)) return;
-    r.loop->invoke_then_drain(r.on_poll, op.error, op.revents);
+    r.loop->invoke_handle_callback(r.on_poll, op.error, op.revents);
   }
 
   void run_phase_handles(detail::intrusive_list<handle_record>& list) {
@@ -749,7 +804,7 @@ class basic_loop : public loop_core {
     const std::uint64_t walk = ++walk_;
     list.for_each_safe([&](handle_record& r) {
       if (r.walk == walk || !r.active) return;  // started during this walk
-      invoke_then_drain(r.on_phase);
+      invoke_handle_callback(r.on_phase);
     });
   }
 
@@ -791,6 +846,9 @@ class basic_loop : public loop_core {
     if (!alive()) return milliseconds::zero();
     const std::uint64_t due = timer_store_.next_due();
     if (due == UINT64_MAX) return infinite_timeout;
+    // Measured from a fresh clock, so a slow callback earlier in the iteration
+    // does not make the loop oversleep its next timer.
+    update_time();
     return milliseconds(due > now_ ? static_cast<std::int64_t>(due - now_) : 0);
   }
 

@@ -34,7 +34,6 @@ struct operation : detail::list_hook {
   void (*complete)(operation&) = nullptr;  ///< run by the loop for each completion
   void* user = nullptr;                    ///< the owner of the operation
   bool submitted = false;                  ///< backend-private: registered with the backend
-  bool cancel_pending = false;             ///< backend-private: cancelled, completion not yet handed over
 };
 
 /// Completed operations, handed from the backend to the loop in FIFO order.

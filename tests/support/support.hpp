@@ -1,6 +1,7 @@
 #pragma once
 // What every test includes: phaseloop through its umbrella header (or the
-// generated single header), Catch2, and the loop types the suites run on.
+// generated single header), Catch2, the loop types the suites run on, and
+// helpers to compare traces.
 
 #if defined(PHASELOOP_TEST_SINGLE_HEADER)
 #include <phaseloop.hpp>
@@ -10,12 +11,66 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/pfr.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 namespace phaseloop::test {
 
+using namespace std::chrono_literals;
+
 /// A trace of printed lines, as the conformance scenarios print them.
 using trace = std::vector<std::string>;
 
+/// The loops whose scheduling must match Node's: every timer store on the
+/// mock backend (virtual time) and on each real backend of this platform.
+using mock_heap_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
+#if defined(__linux__)
+using epoll_heap_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
+#define PHASELOOP_TEST_REAL_LOOPS , phaseloop::test::epoll_heap_loop
+#else
+#define PHASELOOP_TEST_REAL_LOOPS
+#endif
+#define PHASELOOP_TEST_MOCK_LOOPS phaseloop::test::mock_heap_loop
+#define PHASELOOP_TEST_ALL_LOOPS PHASELOOP_TEST_MOCK_LOOPS PHASELOOP_TEST_REAL_LOOPS
+
+/// Reads tests/conformance/expected/NAME.expected: what Node v20 printed.
+inline trace expected_trace(const std::string& name) {
+  std::ifstream in(std::string(PHASELOOP_CONFORMANCE_DIR) + "/" + name + ".expected");
+  trace lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
 }  // namespace phaseloop::test
+
+// Test aggregates (loop_metrics and the traces' steps) print field by field
+// through Boost.PFR, with no hand-written operators.
+namespace phaseloop::test {
+template <class T>
+std::string describe_aggregate(const T& value) {
+  std::ostringstream out;
+  out << '{';
+  boost::pfr::for_each_field(value, [&](const auto& field, std::size_t i) {
+    if (i != 0) out << ", ";
+    if constexpr (requires { field.count(); })
+      out << field.count();
+    else
+      out << field;
+  });
+  out << '}';
+  return out.str();
+}
+}  // namespace phaseloop::test
+namespace Catch {
+template <>
+struct StringMaker<phaseloop::loop_metrics> {
+  static std::string convert(const phaseloop::loop_metrics& m) {
+    return phaseloop::test::describe_aggregate(m);
+  }
+};
+}  // namespace Catch

@@ -81,42 +81,24 @@ class epoll_backend {
           ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0)
         return {error, std::system_category()};
     }
-    if (op.cancel_pending) canceled_.remove(op);  // revived before its cancel was delivered
-    op.cancel_pending = false;
-    if (op.linked) {  // a queued cancel completion becomes a no-op completion
-      op.error = {};
-      op.revents = 0;
-    }
     if (!op.submitted) ++watched_;
     op.submitted = true;
     state.poll_op = &op;
     return {};
   }
 
-  void cancel(operation& op) {
-    if (!op.submitted) return;
-    const auto fd = static_cast<std::size_t>(op.fd);
+  bool cancel(operation& op) {
+    if (!op.submitted) return true;
     epoll_event ev{};
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, static_cast<int>(op.fd), &ev);  // may fail if fd is closed
-    fds_[fd].poll_op = nullptr;
+    // Fails harmlessly when the user already closed the descriptor.
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, static_cast<int>(op.fd), &ev);
+    fds_[static_cast<std::size_t>(op.fd)].poll_op = nullptr;
     op.submitted = false;
     --watched_;
-    op.error = std::make_error_code(std::errc::operation_canceled);
-    op.revents = 0;
-    if (!op.linked) {
-      op.cancel_pending = true;
-      canceled_.push_back(op);
-    }
+    return true;
   }
 
   void poll(std::chrono::milliseconds timeout, op_queue& completed) {
-    if (!canceled_.empty()) {
-      while (operation* op = canceled_.pop_front()) {
-        op->cancel_pending = false;
-        completed.push_back(*op);
-      }
-      timeout = std::chrono::milliseconds::zero();
-    }
     if (timeout == std::chrono::milliseconds::zero() && watched_ == 0) return;
     int wait_ms = -1;
     if (timeout >= std::chrono::milliseconds::zero())
@@ -178,7 +160,6 @@ class epoll_backend {
   bool coarse_ok_ = false;
   std::size_t watched_ = 0;
   std::vector<fd_state> fds_;
-  op_queue canceled_;
   epoll_event events_[max_events];
 };
 

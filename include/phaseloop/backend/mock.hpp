@@ -37,26 +37,20 @@ class mock_backend {
     auto [it, inserted] = ops_.try_emplace(op.fd, &op);
     if (!inserted && it->second != &op) return std::make_error_code(std::errc::device_or_resource_busy);
     op.submitted = true;
-    op.error = {};
-    std::erase(canceled_, &op);
     return {};
   }
 
-  void cancel(operation& op) {
+  bool cancel(operation& op) {
     std::lock_guard lock(mutex_);
-    if (!op.submitted) return;
+    if (op.submitted) ops_.erase(op.fd);
     op.submitted = false;
-    ops_.erase(op.fd);
-    std::erase_if(ready_, [&](const auto& r) { return r.first == op.fd; });
-    op.error = std::make_error_code(std::errc::operation_canceled);
-    op.revents = 0;
-    if (!op.linked) canceled_.push_back(&op);
+    return true;
   }
 
   void poll(std::chrono::milliseconds timeout, op_queue& completed) {
     std::unique_lock lock(mutex_);
     ++polls_;
-    if (canceled_.empty() && ready_.empty() && !woken_) {
+    if (ready_.empty() && !woken_) {
       if (timeout > std::chrono::milliseconds::zero()) {
         if (auto_advance_) now_ += timeout;
       } else if (timeout < std::chrono::milliseconds::zero()) {
@@ -65,7 +59,6 @@ class mock_backend {
       }
     }
     woken_ = false;
-    for (operation* op : std::exchange(canceled_, {})) completed.push_back(*op);
     for (auto [fd, events] : std::exchange(ready_, {})) {
       auto it = ops_.find(fd);
       if (it == ops_.end()) continue;
@@ -76,6 +69,7 @@ class mock_backend {
         op.revents |= got;
       } else {
         op.revents = got;
+        op.error = {};
         completed.push_back(op);
       }
     }
@@ -136,7 +130,6 @@ class mock_backend {
   std::condition_variable wakeup_cv_;
   std::chrono::milliseconds now_{0};
   std::unordered_map<native_handle, operation*> ops_;
-  std::vector<operation*> canceled_;
   std::vector<std::pair<native_handle, unsigned>> ready_;
   std::uint64_t polls_ = 0;
   bool woken_ = false;
