@@ -6,11 +6,15 @@
 #include <phaseloop/concepts.hpp>
 #include <phaseloop/microtasks.hpp>
 #include <phaseloop/loop.hpp>
+#include <phaseloop/promise.hpp>
 #include <phaseloop/timers/heap.hpp>
 #include <phaseloop/timers/wheel.hpp>
 #include <phaseloop/backend/mock.hpp>
 #include <phaseloop/backend/epoll.hpp>
 #include <phaseloop/executor/inline.hpp>
+#include <phaseloop/executor/thread_pool.hpp>
+#include <phaseloop/fs.hpp>
+#include <phaseloop/dns.hpp>
 
 namespace phaseloop {
 
@@ -22,7 +26,7 @@ using default_backend = epoll_backend;
 
 #if defined(PHASELOOP_HAS_DEFAULT_BACKEND)
 /// The loop most programs want: the native backend, the heap timer store.
-using loop = basic_loop<default_backend, heap_timers, inline_executor>;
+using loop = basic_loop<default_backend, heap_timers, thread_pool_executor>;
 #endif
 
 /// A loop for unit tests: virtual time, instant and deterministic.

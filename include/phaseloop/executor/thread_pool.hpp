@@ -1,0 +1,259 @@
+#pragma once
+// thread_pool_executor: the thread-pool half of Node (libuv's threadpool),
+// but one pool per loop instead of one per process.
+//
+// - Size: executor_options::threads, or PHASELOOP_THREADPOOL_SIZE from the
+//   environment (like UV_THREADPOOL_SIZE), or 4; clamped to [1, 1024].
+// - Threads start on the first submit: a loop that never queues work never
+//   spawns a thread.
+// - Slow work (work_kind::slow: DNS lookups) runs on at most half of the
+//   workers ((threads + 1) / 2, as libuv), so lookups that hang cannot starve
+//   file operations. Slow work that may run is taken before fast work, so it
+//   is not starved either.
+// - Finished requests go to the loop's inbox, which wakes the loop once per
+//   batch; their `after` callbacks run in the poll phase.
+// - cancel() takes a request out of the queue if no worker has picked it up
+//   (libuv's uv_cancel); a request that runs or ran gives
+//   device_or_resource_busy. The request's `state` atomic, changed only under
+//   the pool's mutex while the request is queued, decides the race.
+// - Destroying the executor (the loop) drops queued requests without running
+//   them, waits for the running ones and joins every worker.
+
+#include <phaseloop/concepts.hpp>
+#include <phaseloop/inbox.hpp>
+
+#include <charconv>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#if !defined(_WIN32)
+#include <signal.h>
+#endif
+
+namespace phaseloop {
+
+class thread_pool_executor {
+ public:
+  /// Workers when neither the options nor the environment say otherwise (libuv's 4).
+  static constexpr std::size_t default_threads = 4;
+  /// The most workers a pool will run (libuv's limit).
+  static constexpr std::size_t max_threads = 1024;
+
+  /// The pool size `options` and the environment ask for: options.threads
+  /// when non-zero, else PHASELOOP_THREADPOOL_SIZE when it is a positive
+  /// number, else 4; at most max_threads.
+  static std::size_t configured_threads(const executor_options& options) noexcept {
+    std::size_t n = options.threads;
+    if (n == 0) {
+      n = default_threads;
+      if (const char* env = std::getenv("PHASELOOP_THREADPOOL_SIZE")) {
+        std::size_t value = 0;
+        const char* end = env + std::strlen(env);
+        const auto [ptr, ec] = std::from_chars(env, end, value);
+        if (ec == std::errc{} && ptr == end && value > 0) n = value;
+        else if (ec == std::errc::result_out_of_range) n = max_threads;
+      }
+    }
+    return n > max_threads ? max_threads : n;
+  }
+
+  thread_pool_executor(inbox& completions, const executor_options& options)
+      : inbox_(&completions),
+        size_(configured_threads(options)),
+        slow_limit_((size_ + 1) / 2) {}
+
+  thread_pool_executor(const thread_pool_executor&) = delete;
+  thread_pool_executor& operator=(const thread_pool_executor&) = delete;
+
+  ~thread_pool_executor() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+
+  /// Queue `r` for a worker. Starts the workers on first use. If no thread
+  /// can be started at all, the request runs at once on this thread (as the
+  /// inline executor would) and is still delivered through the inbox.
+  void submit(work_request& r) {
+    bool wake = false;
+    bool no_workers = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (!started_) {
+        started_ = true;
+        start_threads();
+      }
+      if (threads_.empty()) {
+        no_workers = true;
+      } else {
+        r.state.store(queued, std::memory_order_relaxed);
+        if (r.kind == work_kind::slow) {
+          slow_.push(r);
+          wake = idle_ > 0 && slow_running_ < slow_limit_;
+        } else {
+          fast_.push(r);
+          wake = idle_ > 0;
+        }
+      }
+    }
+    if (wake) wake_.notify_one();
+    if (no_workers) run(r);
+  }
+
+  /// {} when `r` was still queued: it is taken out and will never run (the
+  /// loop delivers it as cancelled). device_or_resource_busy when a worker
+  /// has picked it up, it finished, or it was cancelled before.
+  /// O(queued requests of its kind): a walk of the queue under the lock.
+  std::error_code cancel(work_request& r) noexcept {
+    const auto busy = std::make_error_code(std::errc::device_or_resource_busy);
+    if (r.state.load(std::memory_order_acquire) != queued) return busy;
+    std::lock_guard lock(mutex_);
+    if (r.state.load(std::memory_order_relaxed) != queued) return busy;
+    const bool removed = (r.kind == work_kind::slow ? slow_ : fast_).remove(r);
+    if (!removed) return busy;  // not ours; cannot happen for a request we queued
+    r.state.store(cancelled, std::memory_order_relaxed);
+    return {};
+  }
+
+  /// The number of workers the pool runs once started.
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+  /// How many slow requests may run at once: (size() + 1) / 2.
+  [[nodiscard]] std::size_t slow_limit() const noexcept { return slow_limit_; }
+
+  /// Workers started so far (0 until the first submit).
+  [[nodiscard]] std::size_t threads_started() const {
+    std::lock_guard lock(mutex_);
+    return threads_.size();
+  }
+
+ private:
+  /// Values of work_request::state while this executor owns a request. The
+  /// loop resets it to `fresh` before each submit.
+  enum : std::uint8_t { fresh = 0, queued = 1, running = 2, done = 3, cancelled = 4 };
+
+  /// A FIFO of requests through their intrusive `next` links.
+  struct request_queue {
+    work_request* head = nullptr;
+    work_request* tail = nullptr;
+
+    [[nodiscard]] bool empty() const noexcept { return head == nullptr; }
+
+    void push(work_request& r) noexcept {
+      r.next = nullptr;
+      (tail != nullptr ? tail->next : head) = &r;
+      tail = &r;
+    }
+
+    work_request* pop() noexcept {
+      work_request* r = head;
+      if (r != nullptr) {
+        head = r->next;
+        if (head == nullptr) tail = nullptr;
+        r->next = nullptr;
+      }
+      return r;
+    }
+
+    bool remove(work_request& r) noexcept {
+      work_request* prev = nullptr;
+      for (work_request* it = head; it != nullptr; prev = it, it = it->next) {
+        if (it != &r) continue;
+        (prev != nullptr ? prev->next : head) = it->next;
+        if (tail == it) tail = prev;
+        it->next = nullptr;
+        return true;
+      }
+      return false;
+    }
+  };
+
+  // Called with mutex_ held. Workers inherit a fully blocked signal mask, so
+  // process signals go to threads that want them (the loop's), never to a worker.
+  void start_threads() {
+#if !defined(_WIN32)
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    const bool masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+#endif
+    try {
+      threads_.reserve(size_);
+      while (threads_.size() < size_) threads_.emplace_back([this] { worker(); });
+    } catch (...) {
+      // Out of threads or memory: run with the workers we have (or inline).
+    }
+#if !defined(_WIN32)
+    if (masked) pthread_sigmask(SIG_SETMASK, &old, nullptr);
+#endif
+  }
+
+  // Run a request and hand it to the loop. After deliver() the request
+  // belongs to the loop again and may be reused at once: not touched here.
+  void run(work_request& r) noexcept {
+    r.state.store(running, std::memory_order_relaxed);
+    try {
+      r.work();
+    } catch (...) {
+      r.exception = std::current_exception();
+    }
+    r.state.store(done, std::memory_order_release);
+    inbox_->deliver(r);
+  }
+
+  void worker() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (stopping_) return;
+      work_request* r = nullptr;
+      bool slow = false;
+      if (slow_running_ < slow_limit_ && (r = slow_.pop()) != nullptr) {
+        slow = true;
+        ++slow_running_;
+      } else {
+        r = fast_.pop();
+      }
+      if (r == nullptr) {
+        ++idle_;
+        wake_.wait(lock);
+        --idle_;
+        continue;
+      }
+      // Under the lock: from here on cancel() sees the request as running.
+      r->state.store(running, std::memory_order_relaxed);
+      lock.unlock();
+      run(*r);
+      lock.lock();
+      if (slow) --slow_running_;
+    }
+  }
+
+  inbox* inbox_;
+  const std::size_t size_;
+  const std::size_t slow_limit_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  request_queue fast_;
+  request_queue slow_;
+  std::size_t idle_ = 0;          // workers waiting on wake_
+  std::size_t slow_running_ = 0;  // slow requests running now
+  bool stopping_ = false;
+  bool started_ = false;          // start_threads() was tried
+  std::vector<std::thread> threads_;
+};
+
+static_assert(executor<thread_pool_executor>);
+
+}  // namespace phaseloop
