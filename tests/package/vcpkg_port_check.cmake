@@ -1,0 +1,193 @@
+# Runs packaging/vcpkg/ports/phaseloop/portfile.cmake without vcpkg: the
+# vcpkg helpers it calls are stand-ins that do what vcpkg's do for a
+# header-only CMake project (configure, install, check the config and .pc
+# locations, install the copyright), then the result is compared with a plain
+# `cmake --install` tree.
+#
+#   cmake -DPORT_DIR=... -DWORK_DIR=... -DREFERENCE_PREFIX=... -DVERSION=x.y.z
+#         [-DCMAKE_COMMAND_FOR_PORT=cmake] -P vcpkg_port_check.cmake
+#
+# Passes when: vcpkg.json's name is phaseloop and its version is VERSION; the
+# package holds exactly the reference tree's files, byte for byte, plus
+# share/phaseloop/usage and share/phaseloop/copyright; nothing in it mentions
+# the package or source directory (vcpkg packages must be relocatable).
+cmake_minimum_required(VERSION 3.23)
+
+foreach(_v PORT_DIR WORK_DIR REFERENCE_PREFIX VERSION)
+  if(NOT DEFINED ${_v})
+    message(FATAL_ERROR "vcpkg_port_check: -D${_v}= is required")
+  endif()
+endforeach()
+
+function(fail)
+  string(JOIN "" _msg ${ARGN})
+  message(FATAL_ERROR "vcpkg port check FAILED: ${_msg}")
+endfunction()
+
+# --- the manifest -------------------------------------------------------------
+file(READ "${PORT_DIR}/vcpkg.json" _manifest)
+string(JSON _name GET "${_manifest}" name)
+set(_port_version "")
+foreach(_field version version-semver version-string version-date)
+  string(JSON _value ERROR_VARIABLE _err GET "${_manifest}" ${_field})
+  if(NOT _err)
+    set(_port_version "${_value}")
+  endif()
+endforeach()
+if(NOT _name STREQUAL "phaseloop")
+  fail("vcpkg.json names the port '${_name}', not 'phaseloop'")
+endif()
+if(NOT _port_version STREQUAL VERSION)
+  fail("vcpkg.json has version '${_port_version}' but include/phaseloop/version.hpp says ${VERSION}")
+endif()
+foreach(_file portfile.cmake usage)
+  if(NOT EXISTS "${PORT_DIR}/${_file}")
+    fail("the port has no ${_file}")
+  endif()
+endforeach()
+
+# --- vcpkg's environment and helpers -----------------------------------------
+set(PORT phaseloop)
+set(TARGET_TRIPLET x64-linux)
+set(VCPKG_TARGET_IS_LINUX ON)
+set(CURRENT_BUILDTREES_DIR "${WORK_DIR}/buildtrees/${PORT}")
+set(CURRENT_PACKAGES_DIR "${WORK_DIR}/packages/${PORT}_${TARGET_TRIPLET}")
+set(CURRENT_INSTALLED_DIR "${WORK_DIR}/installed/${TARGET_TRIPLET}")
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${CURRENT_BUILDTREES_DIR}" "${CURRENT_PACKAGES_DIR}")
+if(NOT CMAKE_COMMAND_FOR_PORT)
+  set(CMAKE_COMMAND_FOR_PORT "${CMAKE_COMMAND}")
+endif()
+set(_called "")
+
+function(_run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
+  if(NOT _rc EQUAL 0)
+    string(JOIN " " _cmd ${ARGN})
+    fail("`${_cmd}` exited with ${_rc}:\n${_out}")
+  endif()
+endfunction()
+
+function(vcpkg_cmake_configure)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "SOURCE_PATH" "OPTIONS;OPTIONS_RELEASE;OPTIONS_DEBUG")
+  if(NOT EXISTS "${arg_SOURCE_PATH}/CMakeLists.txt")
+    fail("vcpkg_cmake_configure: no CMakeLists.txt in SOURCE_PATH ${arg_SOURCE_PATH}")
+  endif()
+  if(NOT VCPKG_BUILD_TYPE STREQUAL "release")
+    fail("the port must set VCPKG_BUILD_TYPE release (header-only: no debug tree)")
+  endif()
+  _run("${CMAKE_COMMAND_FOR_PORT}" -S "${arg_SOURCE_PATH}" -B "${CURRENT_BUILDTREES_DIR}/${TARGET_TRIPLET}-rel"
+       -DCMAKE_BUILD_TYPE=Release "-DCMAKE_INSTALL_PREFIX=${CURRENT_PACKAGES_DIR}"
+       -DFETCHCONTENT_FULLY_DISCONNECTED=ON ${arg_OPTIONS} ${arg_OPTIONS_RELEASE})
+  set_property(GLOBAL APPEND PROPERTY vcpkg_called configure)
+endfunction()
+
+function(vcpkg_cmake_install)
+  _run("${CMAKE_COMMAND_FOR_PORT}" --build "${CURRENT_BUILDTREES_DIR}/${TARGET_TRIPLET}-rel" --target install)
+  set_property(GLOBAL APPEND PROPERTY vcpkg_called install)
+endfunction()
+
+function(vcpkg_cmake_config_fixup)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "PACKAGE_NAME;CONFIG_PATH" "")
+  if(NOT arg_PACKAGE_NAME)
+    set(arg_PACKAGE_NAME "${PORT}")
+  endif()
+  if(NOT arg_CONFIG_PATH)
+    set(arg_CONFIG_PATH "share/${arg_PACKAGE_NAME}")
+  endif()
+  # vcpkg moves CONFIG_PATH to share/PACKAGE_NAME; phaseloop installs it there already.
+  if(NOT arg_CONFIG_PATH STREQUAL "share/${arg_PACKAGE_NAME}")
+    fail("vcpkg_cmake_config_fixup: CONFIG_PATH ${arg_CONFIG_PATH} would be moved to "
+         "share/${arg_PACKAGE_NAME}, so the package would differ from the installed tree")
+  endif()
+  if(NOT EXISTS "${CURRENT_PACKAGES_DIR}/${arg_CONFIG_PATH}/${arg_PACKAGE_NAME}Config.cmake")
+    fail("vcpkg_cmake_config_fixup: no ${arg_CONFIG_PATH}/${arg_PACKAGE_NAME}Config.cmake in the package")
+  endif()
+  set_property(GLOBAL APPEND PROPERTY vcpkg_called config_fixup)
+endfunction()
+
+function(vcpkg_fixup_pkgconfig)
+  file(GLOB_RECURSE _pcs RELATIVE "${CURRENT_PACKAGES_DIR}" "${CURRENT_PACKAGES_DIR}/*.pc")
+  if(NOT _pcs)
+    fail("vcpkg_fixup_pkgconfig: the package has no .pc file")
+  endif()
+  foreach(_pc IN LISTS _pcs)
+    if(NOT _pc MATCHES "^(lib|share)/pkgconfig/[^/]+\\.pc$")
+      fail("vcpkg_fixup_pkgconfig: ${_pc} is not in lib/pkgconfig or share/pkgconfig")
+    endif()
+    file(STRINGS "${CURRENT_PACKAGES_DIR}/${_pc}" _prefix REGEX "^prefix=")
+    if(NOT _prefix MATCHES [[^prefix=\${pcfiledir}/]])
+      fail("vcpkg_fixup_pkgconfig: ${_pc} does not derive its prefix from \${pcfiledir}: ${_prefix}")
+    endif()
+  endforeach()
+  set_property(GLOBAL APPEND PROPERTY vcpkg_called fixup_pkgconfig)
+endfunction()
+
+function(vcpkg_install_copyright)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "" "FILE_LIST")
+  set(_text "")
+  foreach(_f IN LISTS arg_FILE_LIST)
+    if(NOT EXISTS "${_f}")
+      # vcpkg stops here; a missing LICENSE is a project problem, reported, not hidden.
+      message(WARNING "vcpkg_install_copyright: ${_f} does not exist (vcpkg would fail); "
+                      "the project needs a LICENSE file")
+      set_property(GLOBAL PROPERTY vcpkg_no_license ON)
+      return()
+    endif()
+    file(READ "${_f}" _part)
+    string(APPEND _text "${_part}")
+  endforeach()
+  file(WRITE "${CURRENT_PACKAGES_DIR}/share/${PORT}/copyright" "${_text}")
+endfunction()
+
+# --- run the port -------------------------------------------------------------
+include("${PORT_DIR}/portfile.cmake")
+
+get_property(_called GLOBAL PROPERTY vcpkg_called)
+foreach(_step configure install config_fixup fixup_pkgconfig)
+  if(NOT _step IN_LIST _called)
+    fail("the portfile never calls the vcpkg step '${_step}'")
+  endif()
+endforeach()
+
+# --- compare with the installed tree -----------------------------------------
+file(GLOB_RECURSE _reference RELATIVE "${REFERENCE_PREFIX}" "${REFERENCE_PREFIX}/*")
+file(GLOB_RECURSE _package RELATIVE "${CURRENT_PACKAGES_DIR}" "${CURRENT_PACKAGES_DIR}/*")
+set(_expected ${_reference} share/${PORT}/usage)
+get_property(_no_license GLOBAL PROPERTY vcpkg_no_license)
+if(NOT _no_license)
+  list(APPEND _expected share/${PORT}/copyright)
+endif()
+list(SORT _expected)
+list(SORT _package)
+if(NOT _package STREQUAL _expected)
+  set(_extra ${_package})
+  list(REMOVE_ITEM _extra ${_expected})
+  set(_missing ${_expected})
+  list(REMOVE_ITEM _missing ${_package})
+  fail("the port's files are not the installed tree plus usage and copyright.\n"
+       "  only in the port: ${_extra}\n  missing from the port: ${_missing}")
+endif()
+foreach(_f IN LISTS _reference)
+  file(SHA256 "${REFERENCE_PREFIX}/${_f}" _a)
+  file(SHA256 "${CURRENT_PACKAGES_DIR}/${_f}" _b)
+  if(NOT _a STREQUAL _b)
+    fail("${_f} differs between the port and the installed tree")
+  endif()
+endforeach()
+foreach(_f IN LISTS _package)
+  file(READ "${CURRENT_PACKAGES_DIR}/${_f}" _content)
+  get_filename_component(_source "${PORT_DIR}/../../../.." ABSOLUTE)
+  foreach(_path "${CURRENT_PACKAGES_DIR}" "${CURRENT_BUILDTREES_DIR}" "${_source}")
+    string(FIND "${_content}" "${_path}" _at)
+    if(NOT _at EQUAL -1)
+      fail("${_f} contains the absolute path ${_path}: the package is not relocatable")
+    endif()
+  endforeach()
+endforeach()
+list(LENGTH _package _count)
+set(_extras "usage")
+if(NOT _no_license)
+  string(APPEND _extras " + copyright")
+endif()
+message(STATUS "vcpkg port check passed: version ${VERSION}, ${_count} files = installed tree + ${_extras}")
