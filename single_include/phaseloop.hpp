@@ -1113,7 +1113,7 @@ class basic_loop : public loop_core {
     run_microtasks();  // what the caller queued before run()
     while (!stop_flag_ && alive()) {
       ++metrics_.iterations;
-      update_time();
+      time_stale_ = true;  // read lazily: a turn without timers needs no clock read
       run_timers();
       run_pending();
       run_phase_handles(idle_);
@@ -1124,7 +1124,7 @@ class basic_loop : public loop_core {
       run_closing();
       if (mode == run_mode::once) {
         // Forward progress: timers that came due while poll waited run now.
-        update_time();
+        time_stale_ = true;
         run_timers();
       }
       if (mode != run_mode::default_) break;
@@ -1143,15 +1143,18 @@ class basic_loop : public loop_core {
            external_refs_.load(std::memory_order_acquire) > 0;
   }
 
-  /// The loop's cached time in milliseconds, updated at the start of each iteration.
+  /// The loop's cached time in milliseconds: read from the clock once per
+  /// iteration (at its first use) and after poll, then constant until updated.
   [[nodiscard]] std::chrono::milliseconds now() const noexcept {
+    if (time_stale_) update_time();
     return std::chrono::milliseconds(now_);
   }
 
   /// Refresh the cached time from the backend's clock.
-  void update_time() noexcept {
+  void update_time() const noexcept {
     const auto t = static_cast<std::uint64_t>(backend_.now().count());
     if (t > now_) now_ = t;
+    time_stale_ = false;
   }
 
   [[nodiscard]] loop_metrics metrics() const noexcept { return metrics_; }
@@ -1364,7 +1367,8 @@ class basic_loop : public loop_core {
   }
 
   void run_timers() {
-    const std::uint64_t phase_now = now_;
+    if (timer_store_.size() == 0) return;
+    const std::uint64_t phase_now = now().count();
     while (timer_node* n = timer_store_.pop_expired(phase_now)) {
       auto& r = static_cast<timer_record&>(*n);
       r.armed = false;
@@ -1598,7 +1602,7 @@ class basic_loop : public loop_core {
     } else {
       backend_.poll(timeout, completed_);
     }
-    update_time();
+    time_stale_ = true;
     while (operation* op = completed_.pop_front()) {
       ++metrics_.events;
       op->complete(*op);
@@ -1674,7 +1678,8 @@ class basic_loop : public loop_core {
   inbox inbox_{&basic_loop::wake_backend, this};
   Executor executor_;
 
-  std::uint64_t now_ = 0;
+  mutable std::uint64_t now_ = 0;
+  mutable bool time_stale_ = false;
   std::uint64_t next_timer_seq_ = 0;
   std::uint64_t check_epoch_ = 0;
   std::uint64_t walk_ = 0;
@@ -4322,8 +4327,6 @@ static_assert(executor<thread_pool_executor>);
 #if !defined(_WIN32)
 
 // #include <phaseloop/detail/blocking_call.hpp>
-#ifndef PHASELOOP_SINGLE_INCLUDE_PHASELOOP_DETAIL_BLOCKING_CALL_HPP
-#define PHASELOOP_SINGLE_INCLUDE_PHASELOOP_DETAIL_BLOCKING_CALL_HPP
 // The machinery under fs and dns: run a blocking system call on the loop's
 // executor and hand its (error, value) to an err-first callback on the loop
 // thread, in the poll phase.
@@ -4390,7 +4393,6 @@ auto queue_blocking(Loop& loop, work_kind kind, Op op, Cb cb) {
 }
 
 }  // namespace phaseloop::detail
-#endif  // PHASELOOP_SINGLE_INCLUDE_PHASELOOP_DETAIL_BLOCKING_CALL_HPP
 // end of <phaseloop/detail/blocking_call.hpp>
 // #include <phaseloop/inbox.hpp>  (inlined above)
 // #include <phaseloop/promise.hpp>  (inlined above)
@@ -5458,77 +5460,7 @@ promise<void> append_file(Loop& loop, std::string path, std::vector<std::byte> d
 
 #if !defined(_WIN32)
 
-// #include <phaseloop/detail/blocking_call.hpp>
-#ifndef PHASELOOP_SINGLE_INCLUDE_PHASELOOP_DETAIL_BLOCKING_CALL_HPP
-#define PHASELOOP_SINGLE_INCLUDE_PHASELOOP_DETAIL_BLOCKING_CALL_HPP
-// The machinery under fs and dns: run a blocking system call on the loop's
-// executor and hand its (error, value) to an err-first callback on the loop
-// thread, in the poll phase.
-
-// #include <phaseloop/inbox.hpp>  (inlined above)
-
-#include <concepts>
-#include <memory>
-#include <new>
-#include <system_error>
-#include <type_traits>
-#include <utility>
-
-namespace phaseloop::detail {
-
-/// The value of an operation that reports only an error (close, unlink, ...):
-/// its callback is called as cb(error_code).
-struct no_value {};
-
-/// What a callback for an operation with result T must accept.
-template <class Cb, class T>
-concept err_first_callback =
-    (std::is_same_v<T, no_value> && std::invocable<Cb&, std::error_code>) ||
-    (!std::is_same_v<T, no_value> && std::invocable<Cb&, std::error_code, T>);
-
-/// Run `op(T& out) -> std::error_code` on the executor of `loop`, then
-/// `cb(error, out)` (or `cb(error)` when T is no_value) on the loop thread.
-/// A request cancelled before it ran calls cb with operation_canceled and a
-/// value-initialised T. Memory running out inside `op` becomes
-/// not_enough_memory; nothing the operation does escapes as an exception.
-/// One allocation per call: the state shared by the work and its completion,
-/// owned by the completion, so a loop destroyed with the call pending frees it.
-template <class T, class Loop, class Op, class Cb>
-auto queue_blocking(Loop& loop, work_kind kind, Op op, Cb cb) {
-  struct state {
-    Op op;
-    Cb cb;
-    std::error_code error;
-    T value{};
-  };
-  auto owned = std::make_unique<state>(state{std::move(op), std::move(cb), {}, T{}});
-  state* shared = owned.get();
-  return loop.queue_work(
-      [shared] {
-        try {
-          shared->error = shared->op(shared->value);
-        } catch (const std::bad_alloc&) {
-          shared->error = std::make_error_code(std::errc::not_enough_memory);
-        } catch (const std::system_error& e) {
-          shared->error = e.code();
-        } catch (...) {
-          shared->error = std::make_error_code(std::errc::io_error);
-        }
-      },
-      [owned = std::move(owned)](std::error_code cancelled) mutable {
-        state& s = *owned;
-        if (cancelled) s.error = cancelled;
-        if constexpr (std::is_same_v<T, no_value>)
-          s.cb(s.error);
-        else
-          s.cb(s.error, std::move(s.value));
-      },
-      kind);
-}
-
-}  // namespace phaseloop::detail
-#endif  // PHASELOOP_SINGLE_INCLUDE_PHASELOOP_DETAIL_BLOCKING_CALL_HPP
-// end of <phaseloop/detail/blocking_call.hpp>
+// #include <phaseloop/detail/blocking_call.hpp>  (inlined above)
 // #include <phaseloop/inbox.hpp>  (inlined above)
 
 #include <cerrno>

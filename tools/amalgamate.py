@@ -12,10 +12,12 @@ of a header that is already present becomes a breadcrumb alone.
 Everything else is copied verbatim: system includes stay where they were,
 preprocessor conditionals (platform guards such as `#if defined(__linux__)`)
 stay around what they guarded. A header is taken as "already present" only
-when it was inlined under the same or an enclosing conditional branch; a
-header first reached inside a guard and later outside it is inlined again and
-then wraps each copy in its own include guard, so the single header is right
-on every platform, not just the one it was generated on.
+when every conditional it was inlined under is also active at the later
+include (conditions made only of platform macros such as `_WIN32` or
+`__linux__` compare by their text, so `#if !defined(_WIN32)` in two headers is
+one condition). A header first reached inside a guard and later outside it is
+inlined again, and each of its copies gets an include guard, so the single
+header is right on every platform, not just the one it was generated on.
 
 The output is a pure function of the files under include/: no timestamps, no
 absolute paths, `\\n` line endings.
@@ -99,7 +101,7 @@ class State:
     include_dir: Path
     guarded: set[str]  # headers wrapped in their own include guard
     cache: dict[str, Header] = field(default_factory=dict)
-    emitted: dict[str, list[tuple[int, ...]]] = field(default_factory=dict)
+    emitted: dict[str, list[tuple]] = field(default_factory=dict)
     active: list[str] = field(default_factory=list)  # headers being inlined (cycle check)
     next_branch: int = 0
     order: list[str] = field(default_factory=list)
@@ -182,14 +184,46 @@ def guard_macro(name: str) -> str:
     return "PHASELOOP_SINGLE_INCLUDE_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-def present(state: State, name: str, branches: tuple[int, ...]) -> bool:
-    """Whether `name` is certainly defined at a point inside `branches`."""
+# Macros the compiler predefines for the platform: a condition made only of
+# these has one value in the whole translation unit, wherever it appears.
+PLATFORM_MACROS = frozenset("""
+    _WIN32 _WIN64 __CYGWIN__ __MINGW32__ __MINGW64__ _MSC_VER
+    __linux__ __linux __ANDROID__ __APPLE__ __MACH__ __FreeBSD__ __NetBSD__
+    __OpenBSD__ __DragonFly__ __unix__ __unix __sun _AIX __HAIKU__ __EMSCRIPTEN__
+    __GNUC__ __clang__ __x86_64__ __aarch64__ __i386__ __arm__
+""".split())
+
+
+def normalize_condition(kind: str, rest: str) -> str:
+    rest = re.sub(r"//.*$|/\*.*?\*/", "", rest).strip()
+    if kind in ("ifdef", "elifdef"):
+        rest = f"defined({rest})"
+    elif kind in ("ifndef", "elifndef"):
+        rest = f"!defined({rest})"
+    rest = re.sub(r"\bdefined\s*\(?\s*([A-Za-z_]\w*)\s*\)?", r"defined(\1)", rest)
+    return re.sub(r"\s+", "", rest)
+
+
+def platform_constant(condition: str) -> bool:
+    names = set(re.findall(r"[A-Za-z_]\w*", condition)) - {"defined"}
+    return names <= PLATFORM_MACROS
+
+
+def present(state: State, name: str, branches: tuple) -> bool:
+    """Whether `name` is certainly defined at a point inside `branches`.
+
+    A branch is a unique id (its #if could have any value here), or, for a
+    chain of platform-macro conditions, the conditions themselves, so
+    `#if !defined(_WIN32)` in two headers is one branch. A copy inlined under
+    branches S is certainly present wherever all of S are active.
+    """
     if name in state.active:
         return True  # an include cycle: #pragma once makes the inner include a no-op
-    return any(branches[: len(s)] == s for s in state.emitted.get(name, []))
+    here = set(branches)
+    return any(set(s) <= here for s in state.emitted.get(name, []))
 
 
-def inline(state: State, name: str, branches: tuple[int, ...], where: str, out: list[str]) -> None:
+def inline(state: State, name: str, branches: tuple, where: str, out: list[str]) -> None:
     header = load(state, name, where)
     state.emitted.setdefault(name, []).append(branches)
     if name not in state.order:
@@ -201,6 +235,7 @@ def inline(state: State, name: str, branches: tuple[int, ...], where: str, out: 
         out += [f"#ifndef {macro}", f"#define {macro}"]
 
     stack = list(branches)
+    chains: list[list[str]] = []  # the conditions so far of each open #if chain in this file
     directive_at = {i: k for i, k, _ in directives(header.lines)}
     skip = set()
     if header.guard_span:
@@ -216,18 +251,27 @@ def inline(state: State, name: str, branches: tuple[int, ...], where: str, out: 
             continue  # the file's own include guard: the single header has one
         if kind == "pragma" and PRAGMA_ONCE.match(line):
             continue
-        if kind in ("if", "ifdef", "ifndef"):
-            stack.append(state.next_branch)
-            state.next_branch += 1
-        elif kind in ("elif", "else", "elifdef", "elifndef"):
-            if len(stack) <= len(branches):
+        if kind in ("if", "ifdef", "ifndef", "elif", "else", "elifdef", "elifndef"):
+            rest = DIRECTIVE.match(line).group(2)
+            cond = "else" if kind == "else" else normalize_condition(kind, rest)
+            if kind.startswith("if"):
+                chains.append([])
+            elif len(stack) <= len(branches):
                 raise AmalgamationError(f"{name}:{i + 1}: #{kind} without #if")
-            stack[-1] = state.next_branch
-            state.next_branch += 1
+            else:
+                stack.pop()
+            chain = chains[-1]
+            chain.append(cond)
+            if all(c == "else" or platform_constant(c) for c in chain):
+                stack.append(("platform",) + tuple(chain))
+            else:
+                stack.append(state.next_branch)
+                state.next_branch += 1
         elif kind == "endif":
             if len(stack) <= len(branches):
                 raise AmalgamationError(f"{name}:{i + 1}: #endif without #if")
             stack.pop()
+            chains.pop()
         elif kind == "include":
             m = INCLUDE.match(line)
             if not m:

@@ -8,6 +8,9 @@ mkdir -p "$b"
 fresh=$b/fresh/phaseloop.hpp
 rm -rf "$b/fresh"
 
+echo "--- tools/amalgamate.py on made-up include trees"
+python3 "$root/tests/package/amalgamate_test.py" g++
+
 echo "--- single_include/phaseloop.hpp is a fresh generation"
 python3 "$root/tools/amalgamate.py" -o "$fresh"
 if ! cmp -s "$fresh" "$root/single_include/phaseloop.hpp"; then
