@@ -11,6 +11,9 @@
 
 namespace phaseloop {
 
+/// The default timer store: a 4-ary heap of (due, seq) keys with intrusive
+/// positions. O(log n) insert, erase and pop; no allocation once the array
+/// has grown to the number of live timers.
 class heap_timers {
   struct entry {
     std::uint64_t due;
@@ -23,11 +26,13 @@ class heap_timers {
   static constexpr std::size_t arity = 4;
 
  public:
+  /// Adds n (not in the store; n.due and n.seq set).
   void insert(timer_node& n) {
     heap_.push_back(entry{n.due, n.seq, &n});
     sift_up(heap_.size() - 1);
   }
 
+  /// Removes n (which is in the store).
   void erase(timer_node& n) noexcept {
     const std::size_t i = n.store_index;
     const std::size_t last = heap_.size() - 1;
@@ -43,6 +48,7 @@ class heap_timers {
     }
   }
 
+  /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
   timer_node* pop_expired(std::uint64_t now) noexcept {
     if (heap_.empty() || heap_.front().due > now) return nullptr;
     timer_node* n = heap_.front().node;
@@ -50,10 +56,12 @@ class heap_timers {
     return n;
   }
 
+  /// The earliest due time, or UINT64_MAX when empty.
   [[nodiscard]] std::uint64_t next_due() const noexcept {
     return heap_.empty() ? UINT64_MAX : heap_.front().due;
   }
 
+  /// Number of timers in the store.
   [[nodiscard]] std::size_t size() const noexcept { return heap_.size(); }
 
  private:

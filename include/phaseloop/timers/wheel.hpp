@@ -23,9 +23,12 @@
 // the next occupied slot (no per-millisecond ticks), and to `now` itself when
 // nothing is due, so a loop idling for hours or starting at 2^53 ms costs
 // nothing. next_due() is the exact earliest due time: for a level-0 slot it is
-// the slot's time; for a higher slot it is a per-slot minimum kept on insert
-// and recomputed lazily (one scan of that slot) only after its minimum was
-// erased. Timers inserted with due < cur (never by the loop, which always
+// the slot's time; for a higher slot it is a per-slot minimum (and how many
+// timers share it) kept on insert and erase, recomputed lazily (one scan of
+// that slot, only when next_due() asks) after the last timer at the minimum
+// was erased. That scan is the one cost that is not O(1): a pattern that
+// clears the earliest of many far timers before every blocking poll pays
+// O(timers in that slot) per poll. Timers inserted with due < cur (never by the loop, which always
 // inserts after `now`) go to a small sorted overdue list that fires first.
 
 #include <phaseloop/concepts.hpp>
@@ -50,6 +53,7 @@ struct wheel_storage {
 
   timer_node* head[slot_count] = {};        ///< circular list per slot; tail is head->store_prev
   std::uint64_t min_due[slot_count] = {};   ///< earliest due per slot (levels >= 1)
+  std::uint32_t min_count[slot_count] = {}; ///< timers at min_due in the slot
   std::uint64_t stale[slot_count / 64] = {};  ///< bit per slot: min_due needs a rescan
 };
 
@@ -103,8 +107,8 @@ class wheel_timers {
     head = unlink(head, n);
     if (head == nullptr) {
       clear_bit(idx);
-    } else if (idx >= storage::slots_per_level && n.due == store_->min_due[idx]) {
-      set_stale(idx);
+    } else if (idx >= storage::slots_per_level && n.due == store_->min_due[idx] && !is_stale(idx)) {
+      if (--store_->min_count[idx] == 0) set_stale(idx);
     }
   }
 
@@ -188,12 +192,22 @@ class wheel_timers {
       set_bit(idx);
       if (k != 0) {
         store_->min_due[idx] = n.due;
+        store_->min_count[idx] = 1;
         clear_stale(idx);
       }
       return;
     }
     link_sorted(head, n);
-    if (k != 0 && n.due < store_->min_due[idx]) store_->min_due[idx] = n.due;
+    if (k != 0) {
+      std::uint64_t& m = store_->min_due[idx];
+      if (n.due < m) {  // also repairs a stale minimum: n is the earliest now
+        m = n.due;
+        store_->min_count[idx] = 1;
+        clear_stale(idx);
+      } else if (n.due == m && !is_stale(idx)) {
+        ++store_->min_count[idx];
+      }
+    }
   }
 
   /// Re-places every timer of a higher slot relative to cur_ (== the slot's start).
@@ -305,9 +319,17 @@ class wheel_timers {
   void rescan(unsigned idx) const noexcept {
     const timer_node* head = store_->head[idx];
     std::uint64_t m = head->due;
-    for (const timer_node* n = head->store_next; n != head; n = n->store_next)
-      if (n->due < m) m = n->due;
+    std::uint32_t count = 1;
+    for (const timer_node* n = head->store_next; n != head; n = n->store_next) {
+      if (n->due < m) {
+        m = n->due;
+        count = 1;
+      } else if (n->due == m) {
+        ++count;
+      }
+    }
     store_->min_due[idx] = m;
+    store_->min_count[idx] = count;
     store_->stale[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
   }
 
