@@ -376,7 +376,7 @@ class basic_loop : public loop_core {
     run_microtasks();  // what the caller queued before run()
     while (!stop_flag_ && alive()) {
       ++metrics_.iterations;
-      update_time();
+      time_stale_ = true;  // read lazily: a turn without timers needs no clock read
       run_timers();
       run_pending();
       run_phase_handles(idle_);
@@ -387,7 +387,7 @@ class basic_loop : public loop_core {
       run_closing();
       if (mode == run_mode::once) {
         // Forward progress: timers that came due while poll waited run now.
-        update_time();
+        time_stale_ = true;
         run_timers();
       }
       if (mode != run_mode::default_) break;
@@ -406,15 +406,18 @@ class basic_loop : public loop_core {
            external_refs_.load(std::memory_order_acquire) > 0;
   }
 
-  /// The loop's cached time in milliseconds, updated at the start of each iteration.
+  /// The loop's cached time in milliseconds: read from the clock once per
+  /// iteration (at its first use) and after poll, then constant until updated.
   [[nodiscard]] std::chrono::milliseconds now() const noexcept {
+    if (time_stale_) update_time();
     return std::chrono::milliseconds(now_);
   }
 
   /// Refresh the cached time from the backend's clock.
-  void update_time() noexcept {
+  void update_time() const noexcept {
     const auto t = static_cast<std::uint64_t>(backend_.now().count());
     if (t > now_) now_ = t;
+    time_stale_ = false;
   }
 
   [[nodiscard]] loop_metrics metrics() const noexcept { return metrics_; }
@@ -627,7 +630,8 @@ class basic_loop : public loop_core {
   }
 
   void run_timers() {
-    const std::uint64_t phase_now = now_;
+    if (timer_store_.size() == 0) return;
+    const std::uint64_t phase_now = now().count();
     while (timer_node* n = timer_store_.pop_expired(phase_now)) {
       auto& r = static_cast<timer_record&>(*n);
       r.armed = false;
@@ -861,7 +865,7 @@ class basic_loop : public loop_core {
     } else {
       backend_.poll(timeout, completed_);
     }
-    update_time();
+    time_stale_ = true;
     while (operation* op = completed_.pop_front()) {
       ++metrics_.events;
       op->complete(*op);
@@ -937,7 +941,8 @@ class basic_loop : public loop_core {
   inbox inbox_{&basic_loop::wake_backend, this};
   Executor executor_;
 
-  std::uint64_t now_ = 0;
+  mutable std::uint64_t now_ = 0;
+  mutable bool time_stale_ = false;
   std::uint64_t next_timer_seq_ = 0;
   std::uint64_t check_epoch_ = 0;
   std::uint64_t walk_ = 0;

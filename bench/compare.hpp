@@ -1,0 +1,81 @@
+#pragma once
+// Side-by-side figures: each benchmark measures its own per-item time and
+// records it under (workload, implementation); the binary's main prints a
+// table with the ratio of each peer to phaseloop once every benchmark ran.
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+
+namespace phaseloop::bench {
+
+/// `n` divided by PHASELOOP_BENCH_SCALE (the test suite's smoke run sets it).
+inline std::int64_t scaled(std::int64_t n) {
+  static const std::int64_t scale = [] {
+    const char* env = std::getenv("PHASELOOP_BENCH_SCALE");
+    const long long v = env != nullptr ? std::atoll(env) : 1;
+    return v > 0 ? static_cast<std::int64_t>(v) : std::int64_t{1};
+  }();
+  return n / scale > 0 ? n / scale : 1;
+}
+
+/// workload -> implementation -> nanoseconds per item (the last run of it).
+inline std::map<std::string, std::map<std::string, double>>& results() {
+  static std::map<std::string, std::map<std::string, double>> table;
+  return table;
+}
+
+/// Times the benchmark loop by hand, so the per-item figure is exact.
+class item_timer {
+ public:
+  item_timer(benchmark::State& state, std::string workload, std::string implementation)
+      : state_(state), workload_(std::move(workload)), implementation_(std::move(implementation)) {}
+
+  void start() { begin_ = std::chrono::steady_clock::now(); }
+  void stop(double items_done) {
+    elapsed_ += std::chrono::steady_clock::now() - begin_;
+    items_ += items_done;
+  }
+
+  ~item_timer() {
+    if (items_ <= 0) return;
+    const double ns = std::chrono::duration<double, std::nano>(elapsed_).count() / items_;
+    state_.counters["ns_per_item"] = ns;
+    state_.SetItemsProcessed(static_cast<std::int64_t>(items_));
+    results()[workload_][implementation_] = ns;
+  }
+
+ private:
+  benchmark::State& state_;
+  std::string workload_;
+  std::string implementation_;
+  std::chrono::steady_clock::time_point begin_{};
+  std::chrono::steady_clock::duration elapsed_{};
+  double items_ = 0;
+};
+
+/// Prints every workload with phaseloop's figure and each peer's ratio to it
+/// (peer time / phaseloop time: above 1 means phaseloop is faster).
+inline void print_ratio_table() {
+  if (results().empty()) return;
+  std::printf("\n%-34s %-22s %12s %10s\n", "workload", "implementation", "ns/item", "vs phaseloop");
+  for (const auto& [workload, impls] : results()) {
+    // The phaseloop row the ratio is taken against: the fastest phaseloop variant.
+    double base = 0;
+    for (const auto& [impl, ns] : impls)
+      if (impl.rfind("phaseloop", 0) == 0 && (base == 0 || ns < base)) base = ns;
+    for (const auto& [impl, ns] : impls) {
+      if (base > 0 && impl.rfind("phaseloop", 0) != 0)
+        std::printf("%-34s %-22s %12.1f %9.2fx\n", workload.c_str(), impl.c_str(), ns, ns / base);
+      else
+        std::printf("%-34s %-22s %12.1f\n", workload.c_str(), impl.c_str(), ns);
+    }
+  }
+}
+
+}  // namespace phaseloop::bench

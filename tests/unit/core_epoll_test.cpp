@@ -1,0 +1,180 @@
+// The core on the real epoll backend: the real clock, poll handles on pipes,
+// cross-thread wakeups through the eventfd.
+
+#include "support.hpp"
+
+#if defined(__linux__)
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+using namespace phaseloop;
+using namespace phaseloop::test;
+
+namespace {
+
+struct pipe_pair {
+  int read_end = -1;
+  int write_end = -1;
+  pipe_pair() {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
+    read_end = fds[0];
+    write_end = fds[1];
+  }
+  ~pipe_pair() {
+    if (read_end >= 0) ::close(read_end);
+    if (write_end >= 0) ::close(write_end);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("epoll: a poll handle sees a pipe become readable and writable", "[core]") {
+  epoll_heap_loop loop;
+  pipe_pair p;
+  auto reader = loop.make_poll(p.read_end);
+  auto writer = loop.make_poll(p.write_end);
+  trace out;
+  REQUIRE_FALSE(reader.start(readable, [&](std::error_code ec, unsigned events) {
+    REQUIRE_FALSE(ec);
+    CHECK((events & readable) != 0);
+    char buf[16];
+    const auto n = ::read(p.read_end, buf, sizeof buf);
+    out.emplace_back(buf, static_cast<std::size_t>(n));
+    reader.close([&] { out.push_back("reader closed"); });
+  }));
+  REQUIRE_FALSE(writer.start(writable, [&](std::error_code ec, unsigned events) {
+    REQUIRE_FALSE(ec);
+    CHECK(events == writable);
+    out.push_back("writable");
+    writer.stop();
+    // Readability comes from a timer later, through a blocking epoll_wait.
+    loop.set_timeout([&] { CHECK(::write(p.write_end, "ping", 4) == 4); }, 20ms);
+  }));
+  CHECK(loop.backend().watched() == 2);
+  loop.run();
+  CHECK(out == trace{"writable", "ping", "reader closed"});
+  CHECK(loop.backend().watched() == 0);
+  CHECK(loop.metrics().poll_blocked >= 10ms);
+  CHECK_FALSE(loop.alive());
+}
+
+TEST_CASE("epoll: poll handles are level-triggered until stopped", "[core]") {
+  epoll_heap_loop loop;
+  pipe_pair p;
+  REQUIRE(::write(p.write_end, "x", 1) == 1);
+  auto reader = loop.make_poll(p.read_end);
+  int calls = 0;
+  REQUIRE_FALSE(reader.start(readable, [&](std::error_code, unsigned) {
+    if (++calls == 3) reader.stop();  // never read: still readable each iteration
+  }));
+  loop.run();
+  CHECK(calls == 3);
+  CHECK_FALSE(reader.is_active());
+}
+
+TEST_CASE("epoll: a hangup is reported with the readable event", "[core]") {
+  epoll_heap_loop loop;
+  pipe_pair p;
+  ::close(p.write_end);
+  p.write_end = -1;
+  auto reader = loop.make_poll(p.read_end);
+  unsigned seen = 0;
+  REQUIRE_FALSE(reader.start(readable, [&](std::error_code, unsigned events) {
+    seen = events;
+    reader.close();
+  }));
+  loop.run();
+  CHECK((seen & hangup) != 0);
+}
+
+TEST_CASE("epoll: bad descriptors give error codes, never a crash", "[core]") {
+  epoll_heap_loop loop;
+  auto negative = loop.make_poll(-1);
+  CHECK(negative.start(readable, [](std::error_code, unsigned) {}) == std::errc::bad_file_descriptor);
+  int closed_fd;
+  {
+    pipe_pair p;
+    closed_fd = p.read_end;
+  }
+  auto closed = loop.make_poll(closed_fd);
+  CHECK(closed.start(readable, [](std::error_code, unsigned) {}) == std::errc::bad_file_descriptor);
+  const int file = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  REQUIRE(file >= 0);
+  auto regular = loop.make_poll(file);
+  CHECK(regular.start(readable, [](std::error_code, unsigned) {}) == std::errc::operation_not_permitted);
+  ::close(file);
+  pipe_pair p;
+  auto first = loop.make_poll(p.read_end);
+  auto second = loop.make_poll(p.read_end);
+  CHECK_FALSE(first.start(readable, [](std::error_code, unsigned) {}));
+  CHECK(second.start(readable, [](std::error_code, unsigned) {}) == std::errc::device_or_resource_busy);
+  first.close();
+  loop.run();
+  CHECK_FALSE(loop.alive());
+}
+
+TEST_CASE("epoll: closing a descriptor's handle after the user closed the descriptor is safe", "[core]") {
+  epoll_heap_loop loop;
+  auto p = std::make_unique<pipe_pair>();
+  auto reader = loop.make_poll(p->read_end);
+  REQUIRE_FALSE(reader.start(readable, [](std::error_code, unsigned) {}));
+  p.reset();  // both ends closed under the handle
+  reader.close();
+  loop.run();
+  CHECK(loop.backend().watched() == 0);
+}
+
+TEST_CASE("epoll: timers follow the real clock", "[core]") {
+  epoll_heap_loop loop;
+  const auto start = loop.backend().hrtime();
+  std::chrono::milliseconds loop_time{};
+  loop.set_timeout([&] { loop_time = loop.now(); }, 30ms);
+  const auto set_at = loop.now();
+  loop.run();
+  CHECK(loop.backend().hrtime() - start >= 29ms);
+  CHECK(loop_time - set_at >= 30ms);
+}
+
+TEST_CASE("epoll: an immediate chain makes no poll system call", "[core]") {
+  epoll_heap_loop loop;
+  int n = 0;
+  std::function<void()> next = [&] {
+    if (++n < 1000) loop.set_immediate(next);
+  };
+  loop.set_immediate(next);
+  loop.run();
+  CHECK(n == 1000);
+  CHECK(loop.backend().watched() == 0);
+  CHECK(loop.metrics().poll_blocked == std::chrono::nanoseconds::zero());
+}
+
+TEST_CASE("epoll: post() from 4 threads x 100k wakes the loop and delivers each once", "[core][threads]") {
+  epoll_heap_loop loop;
+  constexpr int threads = 4;
+  constexpr int per_thread = 100000;
+  std::vector<int> seen(threads * per_thread, 0);
+  std::size_t delivered = 0;
+  auto keep = loop.make_keep_alive();
+  std::vector<std::thread> producers;
+  for (int t = 0; t < threads; ++t)
+    producers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i)
+        loop.post([&, slot = t * per_thread + i] {
+          ++seen[static_cast<std::size_t>(slot)];
+          if (++delivered == seen.size()) keep.reset();
+        });
+    });
+  loop.run();
+  for (auto& p : producers) p.join();
+  CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<long>(seen.size()));
+}
+
+#endif  // __linux__
