@@ -42,12 +42,16 @@ project_copy() {
   echo "$b/$1-src"
 }
 
-echo "--- install, with every header compiled on its own (PHASELOOP_VERIFY_HEADERS)"
+echo "--- install; every header compiled on its own with g++ and clang++ (PHASELOOP_VERIFY_HEADERS)"
 cmake -S "$root" -B "$b/project" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release \
   -DPHASELOOP_BUILD_TESTS=OFF -DPHASELOOP_BUILD_EXAMPLES=OFF -DPHASELOOP_BUILD_BENCH=OFF \
   -DPHASELOOP_INSTALL=ON -DPHASELOOP_VERIFY_HEADERS=ON >/dev/null
 cmake --build "$b/project" -j "$jobs"
 cmake --install "$b/project" --prefix "$b/staging" >/dev/null
+cmake -S "$root" -B "$b/headers-clang" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release \
+  -DPHASELOOP_BUILD_TESTS=OFF -DPHASELOOP_BUILD_EXAMPLES=OFF -DPHASELOOP_BUILD_BENCH=OFF \
+  -DPHASELOOP_INSTALL=OFF -DPHASELOOP_VERIFY_HEADERS=ON >/dev/null
+cmake --build "$b/headers-clang" -j "$jobs"
 
 echo "--- the installed tree is exactly the headers, the CMake package and phaseloop.pc"
 (cd "$root/include" && find phaseloop -type f -name '*.hpp' | sed 's|^|include/|'

@@ -3,9 +3,10 @@
 # platform guards), and the portable tests and examples, built against
 # single_include/phaseloop.hpp alone, run under Wine.
 #
-# Portable sources: tests/unit/core_mock_test.cpp, tests/conformance/conformance_test.cpp
-# and every test or example .cpp with a line `// phaseloop: portable` (only the
-# mock backend and the inline executor; Linux-only parts behind #if defined(__linux__)).
+# Portable sources: tests/unit/core_mock_test.cpp, tests/conformance/conformance_test.cpp,
+# examples/virtual_time.cpp, and every test or example .cpp with a line
+# `// phaseloop: portable` (only the mock backend and the inline executor;
+# Linux-only parts behind #if defined(__linux__)).
 source "$(dirname "$0")/lib.bash"
 b=$root/build/pkg-windows
 toolchain=$root/cmake/toolchains/mingw-w64-x86_64.cmake
@@ -37,7 +38,9 @@ for f in "$root/tests/unit/core_mock_test.cpp" "$root/tests/conformance/conforma
          $(grep -l -s '^// phaseloop: portable' "$root"/tests/unit/*.cpp "$root"/tests/conformance/*.cpp || true); do
   [ -f "$f" ] && [[ " ${tests[*]} " != *" $f "* ]] && tests+=("$f")
 done
-for f in $(grep -l -s '^// phaseloop: portable' "$root"/examples/*.cpp || true); do examples+=("$f"); done
+for f in "$root/examples/virtual_time.cpp" $(grep -l -s '^// phaseloop: portable' "$root"/examples/*.cpp || true); do
+  [ -f "$f" ] && [[ " ${examples[*]} " != *" $f "* ]] && examples+=("$f")
+done
 echo "tests: ${tests[*]#"$root/"}"
 echo "examples: ${examples[*]#"$root/"}"
 [ ${#tests[@]} -gt 0 ] || { echo "60-windows: no portable test sources" >&2; exit 1; }
