@@ -7,6 +7,9 @@
 
 set(VCPKG_BUILD_TYPE release)  # header-only: one configuration is the whole package
 
+# From a registry, the source would come from a release instead:
+#   vcpkg_from_github(OUT_SOURCE_PATH SOURCE_PATH REPO <owner>/phaseloop
+#                     REF "v${VERSION}" SHA512 <hash of the archive> HEAD_REF main)
 get_filename_component(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../../../.." ABSOLUTE)
 if(NOT EXISTS "${SOURCE_PATH}/include/phaseloop/version.hpp")
   message(FATAL_ERROR "phaseloop: ${SOURCE_PATH} is not a phaseloop checkout; "
