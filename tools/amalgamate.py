@@ -273,10 +273,8 @@ def inline(state: State, name: str, branches: tuple, where: str, out: list[str])
             stack.pop()
             chains.pop()
         elif kind == "include":
-            m = INCLUDE.match(line)
-            if not m:
-                raise AmalgamationError(f"{name}:{i + 1}: cannot parse: {line.strip()}")
-            target = resolve(state, name, m.group(1), m.group(2))
+            m = INCLUDE.match(line)  # no match: a computed include, kept as it is
+            target = resolve(state, name, m.group(1), m.group(2)) if m else None
             if target is not None:
                 crumb = f"// #include <{target}>"
                 here = tuple(stack)
