@@ -21,6 +21,9 @@ export WINEPREFIX=$b/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=
 unset DISPLAY WAYLAND_DISPLAY
 mkdir -p "$b" "$WINEPREFIX"
 
+echo "--- system headers beyond the C++ standard library only behind platform guards"
+python3 "$root/tests/package/portable_includes_check.py" "$root/include"
+
 echo "--- every header compiles on its own with mingw-w64 (PHASELOOP_VERIFY_HEADERS)"
 cmake -S "$root" -B "$b/headers" --toolchain "$toolchain" -DCMAKE_BUILD_TYPE=Release \
   -DPHASELOOP_BUILD_TESTS=OFF -DPHASELOOP_BUILD_EXAMPLES=OFF -DPHASELOOP_BUILD_BENCH=OFF \
