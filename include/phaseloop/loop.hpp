@@ -399,11 +399,12 @@ class basic_loop : public loop_core {
   void stop() noexcept { stop_flag_ = true; }
 
   /// Whether anything keeps the loop running: ref'd active handles, timers
-  /// and immediates, queued work, closing handles or keep_alive tokens.
+  /// and immediates, queued work, closing handles, keep_alive tokens, or
+  /// posted callbacks not yet run.
   [[nodiscard]] bool alive() const noexcept {
     return timer_refs_ > 0 || immediate_refs_ > 0 || handle_refs_ > 0 || pending_work_ > 0 ||
            closing_count_ > 0 || !pending_.empty() || !completed_.empty() ||
-           external_refs_.load(std::memory_order_acquire) > 0;
+           external_refs_.load(std::memory_order_acquire) > 0 || inbox_.pending();
   }
 
   /// The loop's cached time in milliseconds: read from the clock once per
