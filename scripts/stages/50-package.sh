@@ -146,6 +146,9 @@ sys.exit(0 if "```cmake\n" + snippet + "```" in doc else 1)
 PY
 done
 grep -qF 'pkg-config --cflags --libs phaseloop' "$root/docs/integration.md" || fail "docs/integration.md lacks the pkg-config line"
+for v in $(grep -o -E '(phaseloop/|GIT_TAG +v)[0-9]+\.[0-9]+\.[0-9]+' "$root/docs/integration.md" | grep -o -E '[0-9.]+$'); do
+  [ "$v" = "$version" ] || fail "docs/integration.md names version $v, not $version"
+done
 grep -qF -- '-I phaseloop/single_include' "$root/docs/integration.md" || fail "docs/integration.md lacks the single-header line"
 
 echo "--- vcpkg overlay port (packaging/vcpkg/ports/phaseloop), run without vcpkg"
