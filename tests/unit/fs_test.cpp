@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <iostream>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -358,6 +360,8 @@ TEMPLATE_TEST_CASE("fs errors: permission denied", "[fs]", FS_LOOPS) {
     CHECK(checks() == 0);
     return;
   }
+  std::cout.flush();  // the child must not print what the parent has buffered
+  std::fflush(nullptr);
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
