@@ -41,6 +41,9 @@ class reference_timers {
 
   [[nodiscard]] std::size_t size() const { return map_.size(); }
 
+  /// The earliest timer, or nullptr (tests use it to clear the earliest).
+  [[nodiscard]] timer_node* peek() const { return map_.empty() ? nullptr : map_.begin()->second; }
+
  private:
   static std::pair<std::uint64_t, std::uint64_t> key(const timer_node& n) { return {n.due, n.seq}; }
   std::multimap<std::pair<std::uint64_t, std::uint64_t>, timer_node*> map_;

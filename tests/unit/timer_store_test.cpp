@@ -307,14 +307,21 @@ struct stream_config {
   bool monotonic_seq;
 };
 
+/// How a stream picks its operations.
+enum class profile {
+  mixed,      ///< every kind of delay and clock jump
+  clustered,  ///< thousands of far timers in a few wheel slots, the earliest cleared again and again
+};
+
 /// Runs one seeded stream on all three stores; returns the first mismatch, or "".
-std::string run_store_stream(std::uint64_t seed, std::size_t ops, std::vector<std::uint64_t>* trace_out = nullptr) {
+std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof = profile::mixed) {
   det_random rng(seed);
+  const bool clustered = prof == profile::clustered;
   static constexpr std::uint64_t starts[] = {
       0, 1, two31 - 50, two32 - 50, two53 - 50, two53 + two31, two53 + two32, (std::uint64_t{1} << 62) + 12345,
       UINT64_MAX - (std::uint64_t{1} << 40)};
   const stream_config cfg{starts[rng.below(std::size(starts))], rng.below(10) != 0};
-  constexpr std::size_t capacity = 512;
+  const std::size_t capacity = clustered ? 4096 : 512;
 
   fixture<heap_timers> h(capacity);
   fixture<wheel_timers> w(capacity);
@@ -322,7 +329,6 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, std::vector<st
   std::vector<std::size_t> live, free_ids;
   std::vector<std::size_t> where(capacity, 0);
   for (std::size_t i = capacity; i-- > 0;) free_ids.push_back(i);
-  std::vector<std::uint64_t> trace;
   std::uint64_t now = cfg.start, seq = 0;
   const std::uint64_t limit = UINT64_MAX - (std::uint64_t{1} << 36);  // dues stay well below overflow
 
@@ -330,6 +336,13 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, std::vector<st
     return "seed " + std::to_string(seed) + " step " + std::to_string(step) + ": " + what;
   };
   auto pick_delay = [&]() -> std::uint64_t {
+    if (clustered) {
+      // Mostly two crowded windows: 65,536 ms far ahead (one or two level-2
+      // slots) and 300-700 ms ahead (a few level-1 slots), so both get long
+      // and take turns at being the earliest slot.
+      if (live.size() < 3000 || rng.chance(30)) return 70'000 + rng.below(rng.chance(50) ? 65'536 : 500);
+      return rng.chance(90) ? 300 + rng.below(150) : 1 + rng.below(300);
+    }
     switch (rng.below(8)) {
       case 0: return rng.below(3);  // 0 (due == now), 1, 2
       case 1: return 1 + rng.below(20);
@@ -363,29 +376,31 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, std::vector<st
   };
   auto erase_random = [&] {
     if (live.empty()) return;
-    const std::size_t id = live[rng.below(live.size())];
+    std::size_t id = live[rng.below(live.size())];
+    if (clustered && rng.chance(60)) id = static_cast<std::size_t>(r.store.peek() - r.nodes.data());
     h.remove(id);
     w.remove(id);
     r.remove(id);
     forget(id);
   };
 
+  if (clustered)
+    for (std::size_t i = 0; i < 3000; ++i) insert(false);
   for (std::size_t step = 0; step < ops; ++step) {
     const std::uint64_t nd = r.store.next_due();
     if (h.store.next_due() != nd || w.store.next_due() != nd)
       return fail(step, "next_due heap " + std::to_string(h.store.next_due()) + " wheel " +
                             std::to_string(w.store.next_due()) + " reference " + std::to_string(nd));
     if (h.store.size() != r.store.size() || w.store.size() != r.store.size()) return fail(step, "size");
-    trace.push_back(nd);
     const unsigned op = static_cast<unsigned>(rng.below(100));
-    if (op < 40) {
+    if (op < (clustered ? 50u : 40u)) {
       insert(true);
-    } else if (op < 55) {
+    } else if (op < (clustered ? 85u : 55u)) {
       erase_random();
     } else {
       // Advance the clock, then run a timers phase with callbacks that set
       // (always after now) and clear (also timers due in this batch).
-      switch (rng.below(7)) {
+      switch (clustered ? rng.below(5) : rng.below(7)) {
         case 0: break;
         case 1: now += rng.below(5); break;
         case 2: now += rng.below(400); break;
@@ -404,7 +419,6 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, std::vector<st
           return fail(step, "pop at " + std::to_string(now) + ": heap " + std::to_string(ia) + " wheel " +
                                 std::to_string(ib) + " reference " + std::to_string(ic));
         if (c == nullptr) break;
-        trace.push_back(static_cast<std::uint64_t>(ic));
         forget(static_cast<std::size_t>(ic));
         const unsigned cb = static_cast<unsigned>(rng.below(10));
         if (cb < 3) {
@@ -425,7 +439,6 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, std::vector<st
       }
     }
   }
-  if (trace_out != nullptr) *trace_out = std::move(trace);
   return {};
 }
 
@@ -439,10 +452,94 @@ TEST_CASE("timer store differential: heap, wheel and reference agree on 1000 see
   SUCCEED();
 }
 
+TEST_CASE("timer store differential: thousands of far timers, the earliest cleared before every look",
+          "[timers][wheel]") {
+  for (std::uint64_t seed = 5001; seed <= 5100; ++seed) {
+    const std::string mismatch = run_store_stream(seed, 6000, profile::clustered);
+    if (!mismatch.empty()) FAIL(mismatch);
+  }
+  SUCCEED();
+}
+
 TEST_CASE("timer store differential: long streams", "[timers][wheel]") {
   for (std::uint64_t seed = 100'001; seed <= 100'020; ++seed) {
     const std::string mismatch = run_store_stream(seed, 100'000);
     if (!mismatch.empty()) FAIL(mismatch);
   }
   SUCCEED();
+}
+
+TEST_CASE("wheel_timers: a long far slot whose earliest timer keeps being cleared", "[wheel]") {
+  // A long far slot X (level 2) and later a long nearer slot Y (level 1),
+  // cleared from the front while next_due() is asked after every change: the
+  // wheel indexes the earliest long slot, and switches when Y comes first.
+  fixture<wheel_timers> w(1000);
+  fixture<heap_timers> h(1000);
+  std::vector<bool> live(1000, false);
+  auto add = [&](std::size_t id, std::uint64_t due) {
+    w.add(id, due), h.add(id, due);
+    live[id] = true;
+  };
+  auto remove = [&](std::size_t id) {
+    w.remove(id), h.remove(id);
+    live[id] = false;
+  };
+  auto earliest = [&] {  // the heap's root, found without disturbing it
+    timer_node* n = h.store.pop_expired(UINT64_MAX);
+    h.store.insert(*n);
+    return static_cast<std::size_t>(n - h.nodes.data());
+  };
+  det_random rng(3);
+  for (std::size_t i = 0; i < 300; ++i) add(i, 70'000 + (i * 37) % 300);  // X, out of order
+  CHECK(w.store.next_due() == 70'000);
+  for (std::size_t i = 0; i < 250; ++i) {
+    remove(earliest());
+    REQUIRE(w.store.next_due() == h.store.next_due());
+    if (i == 100) {
+      for (std::size_t j = 0; j < 200; ++j) add(300 + j, 300 + (j * 7) % 200);  // Y
+      REQUIRE(w.store.next_due() == 300);
+      for (std::size_t j = 0; j < 150; ++j) {  // clear Y from the front, or anywhere
+        std::size_t id = earliest();
+        if (rng.chance(30))
+          for (id = 300 + rng.below(200); !live[id]; id = 300 + rng.below(200)) {
+          }
+        remove(id);
+        REQUIRE(w.store.next_due() == h.store.next_due());
+      }
+      for (std::size_t j = 300; j < 500; ++j)
+        if (live[j]) remove(j);
+      REQUIRE(w.store.next_due() == h.store.next_due());
+    }
+    if (i % 50 == 0) {  // and set new ones into X now and then
+      for (std::size_t j = 0; j < 10; ++j) add(600 + (i / 50) * 10 + j, 70'150 + j * 3);
+      REQUIRE(w.store.next_due() == h.store.next_due());
+    }
+  }
+  // Random sets and clears inside the indexed slot, the earliest now and then.
+  std::size_t next_id = 700;
+  for (int op = 0; op < 5000; ++op) {
+    const unsigned r = static_cast<unsigned>(rng.below(10));
+    if (r < 4 && next_id < 1000) {
+      add(next_id++, 70'000 + rng.below(60'000));
+    } else if (r < 8) {
+      std::size_t id = rng.below(1000);
+      for (int tries = 0; tries < 1000 && !live[id]; ++tries) id = rng.below(1000);
+      if (live[id]) remove(id);
+    } else if (h.store.size() != 0) {
+      remove(earliest());
+    }
+    if (next_id == 1000)  // recycle ids that are free again
+      for (std::size_t id = 700; id < 1000; ++id)
+        if (!live[id]) {
+          add(id, 70'000 + rng.below(60'000));
+          break;
+        }
+    REQUIRE(w.store.next_due() == h.store.next_due());
+  }
+  while (h.store.size() != 0) {
+    REQUIRE(w.store.next_due() == h.store.next_due());
+    const std::uint64_t due = h.store.next_due();
+    CHECK(w.drain(due) == h.drain(due));
+  }
+  CHECK(w.store.size() == 0);
 }

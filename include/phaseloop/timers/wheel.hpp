@@ -37,7 +37,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <utility>
+#include <vector>
 
 namespace phaseloop {
 
@@ -67,6 +69,9 @@ class wheel_timers {
   static constexpr unsigned levels = storage::levels;
   static constexpr unsigned words = storage::words_per_level;
   static constexpr std::uint32_t overdue_index = UINT32_MAX;
+  static constexpr std::uint32_t refined_flag = std::uint32_t{1} << 31;  // store_index: position in refined_
+  static constexpr std::uint32_t no_slot = UINT32_MAX;
+  static constexpr unsigned rescan_limit = 64;  // longer stale slots get an index instead
 
  public:
   wheel_timers() noexcept = default;
@@ -87,12 +92,11 @@ class wheel_timers {
   void insert(timer_node& n) {
     if (!store_) [[unlikely]]
       store_ = std::make_unique<storage>();
-    ++size_;
-    if (n.due < cur_) [[unlikely]] {
+    if (n.due < cur_) [[unlikely]]
       insert_overdue(n);
-      return;
-    }
-    place(n);
+    else
+      place(n);
+    ++size_;
   }
 
   /// Removes n (which is in the store).
@@ -101,6 +105,10 @@ class wheel_timers {
     const std::uint32_t idx = n.store_index;
     if (idx == overdue_index) [[unlikely]] {
       overdue_ = unlink(overdue_, n);
+      return;
+    }
+    if (idx & refined_flag) [[unlikely]] {
+      erase_refined(n);
       return;
     }
     timer_node*& head = store_->head[idx];
@@ -156,7 +164,8 @@ class wheel_timers {
     const unsigned s = lowest_slot(k);
     if (k == 0) return slot_start(0, s);
     const unsigned idx = k * storage::slots_per_level + s;
-    if (is_stale(idx)) rescan(idx);
+    if (idx == refined_idx_) return refined_.front().due;
+    if (is_stale(idx) && !rescan(idx)) return refine(idx);
     return store_->min_due[idx];
   }
 
@@ -179,7 +188,7 @@ class wheel_timers {
   }
 
   /// Links n (due >= cur_) into its slot, keeping the slot in seq order.
-  void place(timer_node& n) noexcept {
+  void place(timer_node& n) {
     const std::uint64_t diff = n.due ^ cur_;
     const unsigned k = static_cast<unsigned>(std::bit_width(diff | 1) - 1) / level_bits;
     const unsigned s = static_cast<unsigned>(n.due >> (level_bits * k)) & (storage::slots_per_level - 1);
@@ -197,6 +206,14 @@ class wheel_timers {
       }
       return;
     }
+    if (idx == refined_idx_) [[unlikely]] {
+      // Only from insert() (a cascade never targets the earliest slot); the
+      // one allocation comes first, so a bad_alloc leaves everything as it was.
+      refined_.push_back(refined_entry{n.due, &n});
+      link_sorted(head, n);
+      refined_up(refined_.size() - 1, refined_.back());
+      return;
+    }
     link_sorted(head, n);
     if (k != 0) {
       std::uint64_t& m = store_->min_due[idx];
@@ -212,6 +229,10 @@ class wheel_timers {
 
   /// Re-places every timer of a higher slot relative to cur_ (== the slot's start).
   void cascade(unsigned idx) noexcept {
+    if (idx == refined_idx_) {  // every node gets a new store_index below
+      refined_idx_ = no_slot;
+      refined_.clear();
+    }
     timer_node* n = store_->head[idx];
     store_->head[idx] = nullptr;
     clear_bit(idx);
@@ -316,11 +337,14 @@ class wheel_timers {
   }
 
   /// Recomputes a higher slot's minimum due (after its minimum was erased).
-  void rescan(unsigned idx) const noexcept {
+  /// With a limit, gives up (false) on slots longer than rescan_limit.
+  bool rescan(unsigned idx, bool limited = true) const noexcept {
     const timer_node* head = store_->head[idx];
     std::uint64_t m = head->due;
     std::uint32_t count = 1;
+    unsigned seen = 1;
     for (const timer_node* n = head->store_next; n != head; n = n->store_next) {
+      if (limited && ++seen > rescan_limit) return false;
       if (n->due < m) {
         m = n->due;
         count = 1;
@@ -331,6 +355,107 @@ class wheel_timers {
     store_->min_due[idx] = m;
     store_->min_count[idx] = count;
     store_->stale[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+    return true;
+  }
+
+  // -- the refined slot --------------------------------------------------------
+  // When the earliest slot is a long higher-level slot whose minimum was
+  // erased, rescanning it before every blocking poll would cost O(slot) each
+  // time (say, idle timeouts refreshed in the order they were set, which
+  // always clears the earliest). Instead that one slot gets a binary min-heap
+  // of its due times, built once in O(slot): its minimum is then exact at
+  // O(log slot) per insert and erase into that slot, until it cascades.
+  // Its nodes keep their place in the slot's list (order is untouched) and
+  // carry their heap position in store_index.
+
+  struct refined_entry {
+    std::uint64_t due;
+    timer_node* node;
+  };
+
+  /// Builds the refined index of slot idx and returns its minimum due.
+  std::uint64_t refine(unsigned idx) const noexcept {
+    if (refined_idx_ != no_slot) unrefine();
+    timer_node* head = store_->head[idx];
+    try {
+      refined_.clear();
+      timer_node* n = head;
+      do {
+        refined_.push_back(refined_entry{n->due, n});
+        n = n->store_next;
+      } while (n != head);
+    } catch (const std::bad_alloc&) {
+      refined_.clear();
+      rescan(idx, false);  // no memory for an index: scan the whole slot
+      return store_->min_due[idx];
+    }
+    for (std::size_t i = refined_.size() / 2; i-- > 0;) refined_down(i, refined_[i]);
+    for (std::size_t i = 0; i < refined_.size(); ++i)
+      refined_[i].node->store_index = refined_flag | static_cast<std::uint32_t>(i);
+    refined_idx_ = idx;
+    return refined_.front().due;
+  }
+
+  /// Drops the refined index. The slot's stale mark (set when it was refined,
+  /// never cleared while refined) makes the next look rescan it.
+  void unrefine() const noexcept {
+    const unsigned idx = refined_idx_;
+    refined_idx_ = no_slot;
+    refined_.clear();
+    timer_node* head = store_->head[idx];
+    timer_node* n = head;
+    do {
+      n->store_index = idx;
+      n = n->store_next;
+    } while (n != head);
+  }
+
+  void erase_refined(timer_node& n) noexcept {
+    const unsigned idx = refined_idx_;
+    timer_node*& head = store_->head[idx];
+    head = unlink(head, n);
+    if (head == nullptr) {
+      clear_bit(idx);
+      refined_idx_ = no_slot;
+      refined_.clear();
+      return;
+    }
+    const std::size_t i = n.store_index & ~refined_flag;
+    const refined_entry last = refined_.back();
+    refined_.pop_back();
+    if (i == refined_.size()) return;
+    if (i > 0 && last.due < refined_[(i - 1) / 2].due)
+      refined_up(i, last);
+    else
+      refined_down(i, last);
+  }
+
+  void refined_set(std::size_t i, const refined_entry& e) const noexcept {
+    refined_[i] = e;
+    e.node->store_index = refined_flag | static_cast<std::uint32_t>(i);
+  }
+
+  void refined_up(std::size_t i, const refined_entry e) const noexcept {
+    while (i > 0) {
+      const std::size_t parent = (i - 1) / 2;
+      if (!(e.due < refined_[parent].due)) break;
+      refined_set(i, refined_[parent]);
+      i = parent;
+    }
+    refined_set(i, e);
+  }
+
+  void refined_down(std::size_t i, const refined_entry e) const noexcept {
+    const std::size_t n = refined_.size();
+    for (;;) {
+      std::size_t c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && refined_[c + 1].due < refined_[c].due) ++c;
+      if (!(refined_[c].due < e.due)) break;
+      refined_set(i, refined_[c]);
+      i = c;
+    }
+    refined_set(i, e);
   }
 
   void swap(wheel_timers& o) noexcept {
@@ -341,6 +466,8 @@ class wheel_timers {
     swap(size_, o.size_);
     swap(level_mask_, o.level_mask_);
     for (unsigned i = 0; i < levels * words; ++i) swap(bits_[i], o.bits_[i]);
+    swap(refined_, o.refined_);
+    swap(refined_idx_, o.refined_idx_);
   }
 
   std::unique_ptr<storage> store_;  ///< slots, allocated on first insert
@@ -349,6 +476,8 @@ class wheel_timers {
   std::size_t size_ = 0;
   std::uint32_t level_mask_ = 0;                   ///< bit k: level k has an occupied slot
   std::uint64_t bits_[levels * words] = {};        ///< occupied slots, 256 bits per level
+  mutable std::vector<refined_entry> refined_;     ///< heap of the refined slot's due times
+  mutable std::uint32_t refined_idx_ = no_slot;    ///< the refined slot, if any
 };
 
 static_assert(timer_store<wheel_timers>);
