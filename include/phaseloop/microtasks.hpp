@@ -15,9 +15,27 @@ namespace phaseloop {
 /// A callback with no arguments, as the loop stores it.
 using callback = detail::unique_function<void()>;
 
+class loop_core;
+
+namespace detail {
+// ---- promise support (promise.hpp fills these in)
+struct promise_node;
+struct promise_access;
+/// What the promise module keeps per loop.
+struct promise_book {
+  promise_node* waiting = nullptr;         // pending promises with reactions
+  promise_node* unhandled_head = nullptr;  // rejected with no handler yet, oldest first
+  promise_node* unhandled_tail = nullptr;
+  void (*release)(loop_core&) noexcept = nullptr;  // frees what is left when the loop goes
+  bool hooked = false;                             // the drain hook reports unhandled rejections
+};
+/// The newest live loop constructed on this thread (coroutines without a loop argument use it).
+inline thread_local loop_core* thread_loop = nullptr;
+}  // namespace detail
+
 class loop_core {
  public:
-  loop_core() = default;
+  loop_core() noexcept : outer_(detail::thread_loop) { detail::thread_loop = this; }
   loop_core(const loop_core&) = delete;
   loop_core& operator=(const loop_core&) = delete;
 
@@ -89,10 +107,30 @@ class loop_core {
     return !ticks_.empty() || !microtasks_.empty();
   }
 
+  /// Handle promises still rejected with no handler when a checkpoint ends
+  /// (Node's 'unhandledRejection'). Without a handler the reason goes to
+  /// report_exception, as in Node >= 15.
+  void on_unhandled_rejection(detail::unique_function<void(std::exception_ptr)> handler) {
+    unhandled_rejection_ = std::move(handler);
+  }
+
  protected:
-  ~loop_core() = default;
+  ~loop_core() {
+    // Pending promises and suspended coroutines are freed with the loop.
+    if (promises_.release != nullptr) promises_.release(*this);
+    for (loop_core** p = &detail::thread_loop; *p != nullptr; p = &(*p)->outer_) {
+      if (*p == this) {
+        *p = outer_;
+        break;
+      }
+    }
+  }
 
  private:
+  friend struct detail::promise_access;
+  detail::unique_function<void(std::exception_ptr)> unhandled_rejection_;
+  detail::promise_book promises_;
+  loop_core* outer_ = nullptr;  // the thread's previous loop
   detail::ring<callback> ticks_;
   detail::ring<callback> microtasks_;
   detail::unique_function<void(std::exception_ptr)> uncaught_handler_;
