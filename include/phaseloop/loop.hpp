@@ -54,7 +54,6 @@ class basic_loop : public loop_core {
   struct timer_record : timer_node, detail::pool_slot {
     callback fn;
     std::uint32_t delay = 1;  // ms, for refresh and re-arming
-    std::uint32_t index = 0;
     bool repeat = false;
     bool refed = true;
     bool armed = false;    // in the timer store
@@ -65,7 +64,6 @@ class basic_loop : public loop_core {
   struct immediate_record : detail::list_hook, detail::pool_slot {
     callback fn;
     std::uint64_t epoch = 0;  // check phases begun when it was queued
-    std::uint32_t index = 0;
     bool refed = true;
   };
 
@@ -81,7 +79,6 @@ class basic_loop : public loop_core {
     bool active = false;
     bool refed = true;
     bool closing = false;
-    std::uint32_t index = 0;
     std::uint32_t outstanding = 0;  // operations the backend still owns
     std::uint64_t walk = 0;         // the phase walk during which it was started or closed
     callback on_phase;
@@ -94,7 +91,6 @@ class basic_loop : public loop_core {
 
   struct work_record : work_request, detail::pool_slot {
     detail::unique_function<void(std::error_code)> after;
-    std::uint32_t index = 0;
   };
 
  public:
@@ -232,7 +228,7 @@ class basic_loop : public loop_core {
 
    protected:
     handle_base() = default;
-    handle_base(basic_loop* loop, handle_record& r) : loop_(loop), index_(r.index) {
+    handle_base(basic_loop* loop, handle_record& r) : loop_(loop), index_(r.slot_index()) {
       r.owner = this;
     }
     handle_base(handle_base&& other) noexcept
@@ -452,7 +448,6 @@ class basic_loop : public loop_core {
   immediate_handle set_immediate(callback cb) {
     const std::uint32_t index = immediates_.acquire();
     immediate_record& r = immediates_[index];
-    r.index = index;
     r.fn = std::move(cb);
     r.epoch = check_epoch_;
     r.refed = true;
@@ -468,7 +463,7 @@ class basic_loop : public loop_core {
     immediate_queue_.remove(*r);
     if (r->refed) --immediate_refs_;
     callback dropped = std::move(r->fn);
-    immediates_.release(r->index);
+    immediates_.release(r->slot_index());
   }
 
   // --------------------------------------------------------- other handles
@@ -504,7 +499,6 @@ class basic_loop : public loop_core {
                   work_kind kind = work_kind::fast) {
     const std::uint32_t index = work_.acquire();
     work_record& r = work_[index];
-    r.index = index;
     r.work = std::move(work_fn);
     r.after = std::move(after);
     r.kind = kind;
@@ -569,7 +563,6 @@ class basic_loop : public loop_core {
   timer_handle start_timer(callback cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
     const std::uint32_t index = timers_.acquire();
     timer_record& r = timers_[index];
-    r.index = index;
     r.fn = std::move(cb);
     r.delay = clamp_delay(delay);
     r.repeat = repeat;
@@ -627,7 +620,7 @@ class basic_loop : public loop_core {
 
   void release_timer(timer_record& r) {
     callback dropped = std::move(r.fn);  // destroyed after the slot is free
-    timers_.release(r.index);
+    timers_.release(r.slot_index());
   }
 
   void run_timers() {
@@ -688,7 +681,7 @@ class basic_loop : public loop_core {
       immediate_queue_.remove(*r);
       if (r->refed) --immediate_refs_;
       callback fn = std::move(r->fn);
-      immediates_.release(r->index);
+      immediates_.release(r->slot_index());
       invoke_then_drain(fn);
     }
   }
@@ -698,7 +691,6 @@ class basic_loop : public loop_core {
   handle_record& new_handle(handle_kind kind) {
     const std::uint32_t index = handles_.acquire();
     handle_record& r = handles_[index];
-    r.index = index;
     r.kind = kind;
     r.active = r.closing = false;
     r.refed = true;
@@ -824,7 +816,7 @@ class basic_loop : public loop_core {
       callback on_close = std::move(r.on_close);
       r.on_phase = nullptr;
       r.on_poll = nullptr;
-      handles_.release(r.index);
+      handles_.release(r.slot_index());
       if (on_close) invoke_then_drain(on_close);
     });
   }
@@ -910,7 +902,7 @@ class basic_loop : public loop_core {
     const std::error_code ec = r.error;
     std::exception_ptr thrown = std::move(r.exception);
     r.work = nullptr;
-    work_.release(r.index);
+    work_.release(r.slot_index());
     if (thrown) {
       report_exception(std::move(thrown));  // the work itself threw
       run_microtasks();

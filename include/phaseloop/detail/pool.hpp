@@ -11,11 +11,14 @@
 
 namespace phaseloop::detail {
 
-/// What a pooled record must carry: its generation and the free-list link.
+/// What a pooled record carries: a generation, odd while the slot is in use,
+/// and a link that is the next free slot while free and the slot's own index
+/// while in use (so a record knows its index without another field).
 struct pool_slot {
-  std::uint32_t generation = 1;
-  std::uint32_t next_free = 0;
-  bool in_use = false;
+  std::uint32_t generation = 0;
+  std::uint32_t link = 0;
+  [[nodiscard]] bool in_use() const noexcept { return (generation & 1u) != 0; }
+  [[nodiscard]] std::uint32_t slot_index() const noexcept { return link; }
 };
 
 template <class T, std::size_t ChunkSize = 256>
@@ -34,8 +37,9 @@ class slot_pool {
     if (free_head_ == npos) grow();
     const std::uint32_t index = free_head_;
     T& record = (*this)[index];
-    free_head_ = record.next_free;
-    record.in_use = true;
+    free_head_ = record.link;
+    record.link = index;
+    ++record.generation;
     ++live_;
     return index;
   }
@@ -43,9 +47,8 @@ class slot_pool {
   /// Returns a slot to the pool; handles to it become stale.
   void release(std::uint32_t index) noexcept {
     T& record = (*this)[index];
-    record.in_use = false;
     ++record.generation;
-    record.next_free = free_head_;
+    record.link = free_head_;
     free_head_ = index;
     --live_;
   }
@@ -61,7 +64,7 @@ class slot_pool {
   T* find(std::uint32_t index, std::uint32_t generation) noexcept {
     if (index >= capacity()) return nullptr;
     T& record = (*this)[index];
-    return record.in_use && record.generation == generation ? &record : nullptr;
+    return record.in_use() && record.generation == generation ? &record : nullptr;
   }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return chunks_.size() * ChunkSize; }
@@ -71,7 +74,7 @@ class slot_pool {
   template <class F>
   void for_each_live(F&& f) {
     for (std::uint32_t i = 0; i < capacity(); ++i)
-      if ((*this)[i].in_use) f(i, (*this)[i]);
+      if ((*this)[i].in_use()) f(i, (*this)[i]);
   }
 
  private:
@@ -80,7 +83,7 @@ class slot_pool {
     chunks_.push_back(std::make_unique<T[]>(ChunkSize));
     T* chunk = chunks_.back().get();
     for (std::uint32_t i = 0; i < ChunkSize; ++i)
-      chunk[i].next_free = i + 1 < ChunkSize ? base + i + 1 : free_head_;
+      chunk[i].link = i + 1 < ChunkSize ? base + i + 1 : free_head_;
     free_head_ = base;
   }
 
