@@ -29,13 +29,15 @@ using trace = std::vector<std::string>;
 /// The loops whose scheduling must match Node's: every timer store on the
 /// mock backend (virtual time) and on each real backend of this platform.
 using mock_heap_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
+using mock_wheel_loop = basic_loop<mock_backend, wheel_timers, inline_executor>;
 #if defined(__linux__)
 using epoll_heap_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
-#define PHASELOOP_TEST_REAL_LOOPS , phaseloop::test::epoll_heap_loop
+using epoll_wheel_loop = basic_loop<epoll_backend, wheel_timers, inline_executor>;
+#define PHASELOOP_TEST_REAL_LOOPS , phaseloop::test::epoll_heap_loop, phaseloop::test::epoll_wheel_loop
 #else
 #define PHASELOOP_TEST_REAL_LOOPS
 #endif
-#define PHASELOOP_TEST_MOCK_LOOPS phaseloop::test::mock_heap_loop
+#define PHASELOOP_TEST_MOCK_LOOPS phaseloop::test::mock_heap_loop, phaseloop::test::mock_wheel_loop
 #define PHASELOOP_TEST_ALL_LOOPS PHASELOOP_TEST_MOCK_LOOPS PHASELOOP_TEST_REAL_LOOPS
 
 /// Reads tests/conformance/expected/NAME.expected: what Node v20 printed.

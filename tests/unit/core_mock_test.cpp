@@ -1,5 +1,5 @@
 // The rules of DESIGN §2 on the mock backend: virtual time, so every timing
-// rule is checked exactly and instantly.
+// rule is checked exactly and instantly, with each timer store.
 
 #include "support.hpp"
 
@@ -36,8 +36,8 @@ struct StringMaker<step> {
 
 // ------------------------------------------------------------------- phases
 
-TEST_CASE("one iteration runs timers, pending, idle, prepare, poll, check, close in order", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("one iteration runs timers, pending, idle, prepare, poll, check, close in order", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
   auto idle = loop.make_idle();
   auto prepare = loop.make_prepare();
@@ -69,8 +69,8 @@ TEST_CASE("one iteration runs timers, pending, idle, prepare, poll, check, close
   CHECK_FALSE(loop.alive());
 }
 
-TEST_CASE("the microtask checkpoint runs after every callback and before the first iteration", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("the microtask checkpoint runs after every callback and before the first iteration", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
   loop.next_tick([&] { out.push_back("main tick"); });
   loop.queue_microtask([&] { out.push_back("main microtask"); });
@@ -89,8 +89,8 @@ TEST_CASE("the microtask checkpoint runs after every callback and before the fir
 
 // -------------------------------------------------------------- run and stop
 
-TEST_CASE("stop() before run() makes run() return without an iteration", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("stop() before run() makes run() return without an iteration", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   bool fired = false;
   loop.set_timeout([&] { fired = true; }, 1ms);
   loop.stop();
@@ -101,8 +101,8 @@ TEST_CASE("stop() before run() makes run() return without an iteration", "[core]
   CHECK(fired);
 }
 
-TEST_CASE("stop() inside a callback ends run() after the current iteration", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("stop() inside a callback ends run() after the current iteration", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int ticks = 0;
   bool immediate_ran = false;
   auto iv = loop.set_interval([&] {
@@ -120,8 +120,8 @@ TEST_CASE("stop() inside a callback ends run() after the current iteration", "[c
   CHECK(ticks == 5);
 }
 
-TEST_CASE("run(once) runs one iteration, may block, and fires timers that came due", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("run(once) runs one iteration, may block, and fires timers that came due", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int fired = 0;
   loop.set_timeout([&] { ++fired; }, 50ms);
   loop.set_timeout([&] { ++fired; }, 80ms);
@@ -134,8 +134,8 @@ TEST_CASE("run(once) runs one iteration, may block, and fires timers that came d
   CHECK(fired == 2);
 }
 
-TEST_CASE("run(nowait) never blocks", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("run(nowait) never blocks", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int fired = 0;
   int immediates = 0;
   loop.set_timeout([&] { ++fired; }, 50ms);
@@ -150,8 +150,8 @@ TEST_CASE("run(nowait) never blocks", "[core]") {
   CHECK(fired == 1);
 }
 
-TEST_CASE("run() from inside a callback does nothing", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("run() from inside a callback does nothing", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int order = 0;
   loop.set_timeout([&] {
     loop.set_timeout([&] { order = 2; }, 1ms);
@@ -164,8 +164,8 @@ TEST_CASE("run() from inside a callback does nothing", "[core]") {
 
 // ------------------------------------------------------------------ timers
 
-TEST_CASE("timers fire in (due, seq) order with the 1 ms clamp", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("timers fire in (due, seq) order with the 1 ms clamp", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   std::vector<step> out;
   auto log = [&](std::string what) { return [&, what] { out.push_back({what, loop.now().count()}); }; };
   loop.set_timeout(log("b 20"), 20ms);
@@ -187,8 +187,8 @@ TEST_CASE("timers fire in (due, seq) order with the 1 ms clamp", "[core]") {
                                  {"max stays", 2147483647}});
 }
 
-TEST_CASE("a timer's due time is computed from a fresh clock when it is set", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("a timer's due time is computed from a fresh clock when it is set", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   std::int64_t fired_at = -1;
   loop.set_timeout([&] {
     loop.backend().advance(7ms);  // the callback "takes" 7 ms
@@ -198,8 +198,8 @@ TEST_CASE("a timer's due time is computed from a fresh clock when it is set", "[
   CHECK(fired_at == 22);  // 5 + 7 + 10, not 5 + 10
 }
 
-TEST_CASE("a timer set during the timers phase waits for the next iteration", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("a timer set during the timers phase waits for the next iteration", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   loop.backend().set_auto_advance(false);
   trace out;
   loop.set_timeout([&] {
@@ -215,10 +215,10 @@ TEST_CASE("a timer set during the timers phase waits for the next iteration", "[
   CHECK(out == trace{"first", "sibling", "set in phase"});
 }
 
-TEST_CASE("an interval re-arms from the time its callback started", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("an interval re-arms from the time its callback started", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   std::vector<std::int64_t> at;
-  phaseloop::test_loop::timer_handle iv;
+  typename TestType::timer_handle iv;
   iv = loop.set_interval([&] {
     at.push_back(loop.now().count());
     loop.backend().advance(3ms);  // a slow callback
@@ -228,11 +228,11 @@ TEST_CASE("an interval re-arms from the time its callback started", "[core]") {
   CHECK(at == std::vector<std::int64_t>{10, 20, 30});
 }
 
-TEST_CASE("re-arming a 0 ms timer from its own callback does not busy-loop", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("re-arming a 0 ms timer from its own callback does not busy-loop", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int fires = 0;
   int immediates = 0;
-  phaseloop::test_loop::timer_handle t;
+  typename TestType::timer_handle t;
   t = loop.set_timeout([&] {
     if (++fires < 100) t.refresh();
     loop.set_immediate([&] { ++immediates; });
@@ -244,10 +244,10 @@ TEST_CASE("re-arming a 0 ms timer from its own callback does not busy-loop", "[c
   CHECK(loop.metrics().iterations >= 100);
 }
 
-TEST_CASE("clearing a timer due later in the same batch stops it", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("clearing a timer due later in the same batch stops it", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
-  phaseloop::test_loop::timer_handle second;
+  typename TestType::timer_handle second;
   loop.set_timeout([&] {
     out.push_back("first");
     loop.clear_timeout(second);
@@ -260,8 +260,8 @@ TEST_CASE("clearing a timer due later in the same batch stops it", "[core]") {
   CHECK_FALSE(second.active());
 }
 
-TEST_CASE("refresh() restarts the countdown and moves the timer behind its peers", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("refresh() restarts the countdown and moves the timer behind its peers", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   std::vector<step> out;
   auto a = loop.set_timeout([&] { out.push_back({"a", loop.now().count()}); }, 10ms);
   loop.set_timeout([&] { out.push_back({"b", loop.now().count()}); }, 10ms);
@@ -273,8 +273,8 @@ TEST_CASE("refresh() restarts the countdown and moves the timer behind its peers
   CHECK_FALSE(loop.alive());
 }
 
-TEST_CASE("an unref'd timer alone lets run() return at once", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("an unref'd timer alone lets run() return at once", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   bool fired = false;
   auto t = loop.set_timeout([&] { fired = true; }, 1h);
   t.unref();
@@ -291,9 +291,9 @@ TEST_CASE("an unref'd timer alone lets run() return at once", "[core]") {
   CHECK(loop.now() == 1h);
 }
 
-TEST_CASE("handles of cleared or fired timers are safe no-ops", "[core]") {
-  test_loop loop;
-  phaseloop::test_loop::timer_handle none;
+TEMPLATE_TEST_CASE("handles of cleared or fired timers are safe no-ops", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
+  typename TestType::timer_handle none;
   none.refresh().unref().ref();
   loop.clear_timeout(none);
   CHECK_FALSE(none.active());
@@ -310,10 +310,10 @@ TEST_CASE("handles of cleared or fired timers are safe no-ops", "[core]") {
   loop.run();
 }
 
-TEST_CASE("a cleared interval's handle stays cleared inside its own callback", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("a cleared interval's handle stays cleared inside its own callback", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int n = 0;
-  phaseloop::test_loop::timer_handle iv;
+  typename TestType::timer_handle iv;
   iv = loop.set_interval([&] {
     ++n;
     loop.clear_interval(iv);
@@ -326,8 +326,8 @@ TEST_CASE("a cleared interval's handle stays cleared inside its own callback", "
 
 // -------------------------------------------------------------- immediates
 
-TEST_CASE("immediates queued during the check phase run on the next iteration", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("immediates queued during the check phase run on the next iteration", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   std::vector<std::uint64_t> iteration_of;
   loop.set_immediate([&] {
     iteration_of.push_back(loop.metrics().iterations);
@@ -337,10 +337,10 @@ TEST_CASE("immediates queued during the check phase run on the next iteration", 
   CHECK(iteration_of == std::vector<std::uint64_t>{1, 2});
 }
 
-TEST_CASE("a cleared immediate never runs, even from the same batch", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("a cleared immediate never runs, even from the same batch", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
-  phaseloop::test_loop::immediate_handle b;
+  typename TestType::immediate_handle b;
   loop.set_immediate([&] {
     out.push_back("a");
     loop.clear_immediate(b);
@@ -353,8 +353,8 @@ TEST_CASE("a cleared immediate never runs, even from the same batch", "[core]") 
   CHECK_FALSE(b.pending());
 }
 
-TEST_CASE("pending ref'd immediates make poll non-blocking; unref'd ones do not hold the loop", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("pending ref'd immediates make poll non-blocking; unref'd ones do not hold the loop", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int chain = 0;
   std::function<void()> next = [&] {
     if (++chain < 5) loop.set_immediate(next);
@@ -367,7 +367,7 @@ TEST_CASE("pending ref'd immediates make poll non-blocking; unref'd ones do not 
   loop.run();
   CHECK(chain == 5);
 
-  test_loop other;
+  TestType other;
   bool ran = false;
   other.set_immediate([&] { ran = true; }).unref();
   CHECK_FALSE(other.alive());
@@ -380,8 +380,8 @@ TEST_CASE("pending ref'd immediates make poll non-blocking; unref'd ones do not 
 
 // ----------------------------------------------------- idle, prepare, check
 
-TEST_CASE("idle, prepare and check handles run once per iteration and can stop from inside", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("idle, prepare and check handles run once per iteration and can stop from inside", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int idles = 0, prepares = 0, checks = 0;
   auto idle = loop.make_idle();
   auto prepare = loop.make_prepare();
@@ -402,8 +402,8 @@ TEST_CASE("idle, prepare and check handles run once per iteration and can stop f
   CHECK_FALSE(idle.is_active());
 }
 
-TEST_CASE("a handle started during its phase's walk first runs on the next iteration", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("a handle started during its phase's walk first runs on the next iteration", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
   auto first = loop.make_check();
   auto second = loop.make_check();
@@ -424,8 +424,8 @@ TEST_CASE("a handle started during its phase's walk first runs on the next itera
   CHECK(out == trace{"first", "second"});
 }
 
-TEST_CASE("start() with a new callback from inside the running one is safe", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("start() with a new callback from inside the running one is safe", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
   auto idle = loop.make_idle();
   std::string big(100, 'x');  // a capture too big for the inline buffer
@@ -440,9 +440,9 @@ TEST_CASE("start() with a new callback from inside the running one is safe", "[c
   CHECK(out == trace{"old 100", "new"});
 }
 
-TEST_CASE("closing handles: callbacks in the close phase, RAII, and handles outliving the loop", "[core]") {
+TEMPLATE_TEST_CASE("closing handles: callbacks in the close phase, RAII, and handles outliving the loop", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
   trace out;
-  auto loop = std::make_unique<test_loop>();
+  auto loop = std::make_unique<TestType>();
   {
     auto scoped = loop->make_idle();
     scoped.start([] {});
@@ -474,8 +474,8 @@ TEST_CASE("closing handles: callbacks in the close phase, RAII, and handles outl
 
 // -------------------------------------------------------------- exceptions
 
-TEST_CASE("an exception without a handler leaves run() and the loop stays usable", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("an exception without a handler leaves run() and the loop stays usable", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
   loop.set_immediate([&] {
     out.push_back("one");
@@ -491,8 +491,8 @@ TEST_CASE("an exception without a handler leaves run() and the loop stays usable
   CHECK(out == trace{"tick", "one", "two", "timer"});
 }
 
-TEST_CASE("exceptions from every kind of callback reach on_uncaught_exception", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("exceptions from every kind of callback reach on_uncaught_exception", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   std::vector<std::string> caught;
   loop.on_uncaught_exception([&](std::exception_ptr e) {
     try {
@@ -519,8 +519,8 @@ TEST_CASE("exceptions from every kind of callback reach on_uncaught_exception", 
                                            "immediate", "interval"});
 }
 
-TEST_CASE("a throwing interval is re-armed and a throwing one-shot is released", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("a throwing interval is re-armed and a throwing one-shot is released", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   int n = 0;
   auto iv = loop.set_interval([&] {
     ++n;
@@ -539,8 +539,8 @@ TEST_CASE("a throwing interval is re-armed and a throwing one-shot is released",
 
 // -------------------------------------------------------- poll and post
 
-TEST_CASE("poll handles on the mock backend: injected readiness, stop, errors", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("poll handles on the mock backend: injected readiness, stop, errors", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   auto p = loop.make_poll(3);
   std::vector<unsigned> seen;
   REQUIRE_FALSE(p.start(readable | writable, [&](std::error_code ec, unsigned events) {
@@ -571,8 +571,8 @@ TEST_CASE("poll handles on the mock backend: injected readiness, stop, errors", 
   CHECK_FALSE(loop.alive());
 }
 
-TEST_CASE("post() runs callbacks on the loop thread in the poll phase", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("post() runs callbacks on the loop thread in the poll phase", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
   loop.post([&] { out.push_back("posted"); });
   loop.set_immediate([&] { out.push_back("immediate"); });
@@ -584,8 +584,8 @@ TEST_CASE("post() runs callbacks on the loop thread in the poll phase", "[core]"
   CHECK(out == trace{"timer", "posted", "immediate"});
 }
 
-TEST_CASE("post() from 4 threads x 100k delivers every callback exactly once", "[core][threads]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("post() from 4 threads x 100k delivers every callback exactly once", "[core][threads]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   constexpr int threads = 4;
   constexpr int per_thread = 100000;
   std::vector<int> seen(threads * per_thread, 0);
@@ -607,8 +607,8 @@ TEST_CASE("post() from 4 threads x 100k delivers every callback exactly once", "
   CHECK(loop.metrics().events == seen.size());
 }
 
-TEST_CASE("a keep_alive token holds the loop until released from another thread", "[core][threads]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("a keep_alive token holds the loop until released from another thread", "[core][threads]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   auto keep = loop.make_keep_alive();
   std::atomic<bool> posted{false};
   std::thread other([&, token = std::move(keep)]() mutable {
@@ -623,8 +623,8 @@ TEST_CASE("a keep_alive token holds the loop until released from another thread"
 
 // -------------------------------------------------------------------- work
 
-TEST_CASE("inline_executor work completes in the poll phase, never synchronously", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("inline_executor work completes in the poll phase, never synchronously", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   trace out;
   loop.set_timeout([&] {
     loop.queue_work([&] { out.push_back("work"); }, [&](std::error_code ec) {
@@ -644,8 +644,8 @@ TEST_CASE("inline_executor work completes in the poll phase, never synchronously
 
 // ----------------------------------------------------------------- metrics
 
-TEST_CASE("metrics count iterations, events and virtual time blocked in poll", "[core]") {
-  test_loop loop;
+TEMPLATE_TEST_CASE("metrics count iterations, events and virtual time blocked in poll", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
   loop.set_timeout([] {}, 30ms);
   loop.post([] {});
   loop.run();
