@@ -281,6 +281,8 @@ class basic_loop : public loop_core {
 
   /// Watches a raw descriptor for readiness (libuv's uv_poll_t): the callback
   /// gets an error or the events that happened, level-triggered, until stop().
+  /// Stop or close the handle before closing the descriptor: a descriptor
+  /// closed under an active handle keeps its slot busy (as in libuv).
   class poll_handle : public handle_base {
    public:
     using poll_callback = detail::unique_function<void(std::error_code, unsigned)>;
@@ -524,8 +526,9 @@ class basic_loop : public loop_core {
     return ec;
   }
 
-  /// Queue a callback for the pending phase of the next iteration (how I/O
-  /// modules report results that are known at once, never synchronously).
+  /// Queue a callback for the next pending phase (how I/O modules report
+  /// results that are known at once, never synchronously). Callbacks deferred
+  /// while the pending phase runs wait for the next iteration's.
   void defer(callback cb) { pending_.push_back(std::move(cb)); }
 
   // ---- promise forms (defined in promise.hpp)

@@ -89,10 +89,13 @@ class epoll_backend {
 
   bool cancel(operation& op) {
     if (!op.submitted) return true;
-    epoll_event ev{};
-    // Fails harmlessly when the user already closed the descriptor.
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, static_cast<int>(op.fd), &ev);
-    fds_[static_cast<std::size_t>(op.fd)].poll_op = nullptr;
+    fd_state& state = fds_[static_cast<std::size_t>(op.fd)];
+    if (state.poll_op == &op) {
+      epoll_event ev{};
+      // Fails harmlessly when the user already closed the descriptor.
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, static_cast<int>(op.fd), &ev);
+      state.poll_op = nullptr;
+    }
     op.submitted = false;
     --watched_;
     return true;
