@@ -298,7 +298,7 @@ class stream {
       case 3: d.ms = max_delay + 1 + static_cast<std::int64_t>(rng_.below(1000)); break;  // becomes 1
       case 4: d.ms = static_cast<std::int64_t>(rng_.between(1, max_delay)); break;
       case 5: d.ms = static_cast<std::int64_t>(255 + rng_.below(3)); break;
-      case 6: d.ms = static_cast<std::int64_t>(65'535 + rng_.below(3)); break;
+      case 6: d.ms = static_cast<std::int64_t>(rng_.chance(50) ? 4095 + rng_.below(3) : 1'048'575 + rng_.below(3)); break;
       case 7:
         d.fractional = true;
         d.fractional_ms = static_cast<double>(rng_.below(4000)) / 1000.0;  // 0 .. 3.999

@@ -187,7 +187,7 @@ TEMPLATE_TEST_CASE("timer store: a clock past 2^31, 2^32 and 2^53 ms, timeouts u
                    "[timers][wheel]", heap_timers, wheel_timers, reference_timers) {
   for (const std::uint64_t start :
        {two31 - 3, two32 - 3, two53 - 3, two53 + two31, two53 + two32 - 1, (std::uint64_t{1} << 63) - 2}) {
-    const std::uint64_t delays[] = {1, 2, 255, 256, 257, 65'535, 65'536, 1'000'000, two31 - 2, max_delay};
+    const std::uint64_t delays[] = {1, 2, 255, 256, 4095, 4096, 4097, 1'048'576, 1'000'000, two31 - 2, max_delay};
     std::vector<std::pair<std::uint64_t, std::uint64_t>> fired;
     std::vector<int> count(8 * std::size(delays), 0);
     // Arm timers from several positions straddling the power of two.
@@ -337,11 +337,11 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof =
   };
   auto pick_delay = [&]() -> std::uint64_t {
     if (clustered) {
-      // Mostly two crowded windows: 65,536 ms far ahead (one or two level-2
-      // slots) and 300-700 ms ahead (a few level-1 slots), so both get long
-      // and take turns at being the earliest slot.
+      // Mostly two crowded windows: 70-136 s ahead (a few level-1 slots of
+      // the wheel) and 5.0-5.15 s ahead (one or two nearer level-1 slots),
+      // so both get long and take turns at being the earliest slot.
       if (live.size() < 3000 || rng.chance(30)) return 70'000 + rng.below(rng.chance(50) ? 65'536 : 500);
-      return rng.chance(90) ? 300 + rng.below(150) : 1 + rng.below(300);
+      return rng.chance(90) ? 5'000 + rng.below(150) : 1 + rng.below(300);
     }
     switch (rng.below(8)) {
       case 0: return rng.below(3);  // 0 (due == now), 1, 2
@@ -350,7 +350,7 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof =
       case 3: return 200 + rng.below(70'000);
       case 4: return 1 + rng.below(max_delay);
       case 5: return max_delay - rng.below(3);
-      case 6: return (std::uint64_t{1} << (8 * (1 + rng.below(5)))) - 1 + rng.below(3);  // byte boundaries
+      case 6: return (std::uint64_t{1} << (4 * (2 + rng.below(9)))) - 1 + rng.below(3);  // wheel digit boundaries
       default: return 1 + rng.below(5000);
     }
   };
@@ -470,7 +470,7 @@ TEST_CASE("timer store differential: long streams", "[timers][wheel]") {
 }
 
 TEST_CASE("wheel_timers: a long far slot whose earliest timer keeps being cleared", "[wheel]") {
-  // A long far slot X (level 2) and later a long nearer slot Y (level 1),
+  // A long far slot X (70 s) and later a long nearer slot Y (5 s),
   // cleared from the front while next_due() is asked after every change: the
   // wheel indexes the earliest long slot, and switches when Y comes first.
   fixture<wheel_timers> w(1000);
@@ -496,8 +496,8 @@ TEST_CASE("wheel_timers: a long far slot whose earliest timer keeps being cleare
     remove(earliest());
     REQUIRE(w.store.next_due() == h.store.next_due());
     if (i == 100) {
-      for (std::size_t j = 0; j < 200; ++j) add(300 + j, 300 + (j * 7) % 200);  // Y
-      REQUIRE(w.store.next_due() == 300);
+      for (std::size_t j = 0; j < 200; ++j) add(300 + j, 5'000 + (j * 7) % 200);  // Y
+      REQUIRE(w.store.next_due() == 5'000);
       for (std::size_t j = 0; j < 150; ++j) {  // clear Y from the front, or anywhere
         std::size_t id = earliest();
         if (rng.chance(30))

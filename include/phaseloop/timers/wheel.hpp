@@ -2,15 +2,17 @@
 // wheel_timers: a hierarchical timing wheel keyed by (due, seq), with O(1)
 // insert and erase, exact order and an exact next_due().
 //
-// Layout. Eight levels of 256 slots; level k slot s holds timers whose due
-// time agrees with the wheel's position `cur` on every bit above level k and
-// has digit s at level k (digits are bytes: level k is bits 8k..8k+7). A
-// timer's level is therefore the byte of the highest bit where due and cur
+// Layout. Eight levels: level 0 has 4096 one-millisecond slots (bits 0..11
+// of the due time), levels 1..7 have 256 slots each (bits 12..19, 20..27, ...,
+// 60..63). Level k slot s holds timers whose due time agrees with the wheel's
+// position `cur` on every bit above level k and has digit s at level k. A
+// timer's level is therefore the digit of the highest bit where due and cur
 // differ, so all 64 bits of due are covered without loss of precision and a
 // timer is never "wrapped around": the occupied slots of a level all lie
 // ahead of cur's digit, every level-k timer fires before every level-(k+1)
 // timer, and the earliest timer is in the lowest occupied slot of the lowest
-// occupied level (two bit scans).
+// occupied level (a few bit scans). The wide level 0 keeps the short timeouts
+// of a typical program (up to seconds) out of cascades altogether.
 //
 // Order. A level-0 slot holds timers of one due time only. Each slot is a
 // list kept in seq order (appending is O(1) because the loop hands out seq in
@@ -45,18 +47,45 @@ namespace phaseloop {
 
 namespace detail {
 
+/// Hints that `p` and the cache line after it will be read soon.
+inline void wheel_prefetch(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p);
+  __builtin_prefetch(static_cast<const char*>(p) + 64);
+#else
+  (void)p;
+#endif
+}
+
 /// Geometry and slot storage of wheel_timers.
 struct wheel_storage {
-  static constexpr unsigned level_bits = 8;
-  static constexpr unsigned slots_per_level = 1u << level_bits;  // 256
-  static constexpr unsigned levels = 64 / level_bits;            // 8: covers all of uint64
-  static constexpr unsigned words_per_level = slots_per_level / 64;
-  static constexpr unsigned slot_count = levels * slots_per_level;
+  static constexpr unsigned level0_bits = 12;  ///< level 0: 4096 slots of 1 ms
+  static constexpr unsigned level_bits = 8;    ///< levels 1..7: 256 slots each
+  static constexpr unsigned levels = 8;        ///< 12 + 7 * 8 >= 64 bits
+  static constexpr unsigned level0_slots = 1u << level0_bits;
+  static constexpr unsigned upper_slots = 1u << level_bits;
+  static constexpr unsigned upper_count = (levels - 1) * upper_slots;
+  static constexpr unsigned slot_count = level0_slots + upper_count;
+  static_assert(level0_bits + (levels - 1) * level_bits >= 64);
 
-  timer_node* head[slot_count] = {};        ///< circular list per slot; tail is head->store_prev
-  std::uint64_t min_due[slot_count] = {};   ///< earliest due per slot (levels >= 1)
-  std::uint32_t min_count[slot_count] = {}; ///< timers at min_due in the slot
-  std::uint64_t stale[slot_count / 64] = {};  ///< bit per slot: min_due needs a rescan
+  /// Lowest bit of level k's digit.
+  static constexpr unsigned shift(unsigned k) noexcept { return k == 0 ? 0 : level0_bits + level_bits * (k - 1); }
+  /// Bits in level k's digit.
+  static constexpr unsigned width(unsigned k) noexcept { return k == 0 ? level0_bits : level_bits; }
+  /// Index of level k's first slot.
+  static constexpr unsigned first_slot(unsigned k) noexcept {
+    return k == 0 ? 0 : level0_slots + upper_slots * (k - 1);
+  }
+  /// The level of slot idx.
+  static constexpr unsigned level_of(unsigned idx) noexcept {
+    return idx < level0_slots ? 0 : 1 + (idx - level0_slots) / upper_slots;
+  }
+
+  timer_node* head[slot_count] = {};          ///< circular list per slot; tail is head->store_prev
+  // Levels >= 1 only, indexed by idx - level0_slots:
+  std::uint64_t min_due[upper_count] = {};    ///< earliest due per slot
+  std::uint32_t min_count[upper_count] = {};  ///< timers at min_due in the slot
+  std::uint64_t stale[upper_count / 64] = {}; ///< bit per slot: min_due needs a rescan
 };
 
 }  // namespace detail
@@ -65,9 +94,9 @@ struct wheel_storage {
 /// next_due(), any 64-bit due time. A drop-in alternative to heap_timers.
 class wheel_timers {
   using storage = detail::wheel_storage;
-  static constexpr unsigned level_bits = storage::level_bits;
   static constexpr unsigned levels = storage::levels;
-  static constexpr unsigned words = storage::words_per_level;
+  static constexpr unsigned words = storage::slot_count / 64;  // occupancy bitmap words
+  static constexpr unsigned up = storage::level0_slots;        // first slot of level 1
   static constexpr std::uint32_t overdue_index = UINT32_MAX;
   static constexpr std::uint32_t refined_flag = std::uint32_t{1} << 31;  // store_index: position in refined_
   static constexpr std::uint32_t no_slot = UINT32_MAX;
@@ -115,8 +144,8 @@ class wheel_timers {
     head = unlink(head, n);
     if (head == nullptr) {
       clear_bit(idx);
-    } else if (idx >= storage::slots_per_level && n.due == store_->min_due[idx] && !is_stale(idx)) {
-      if (--store_->min_count[idx] == 0) set_stale(idx);
+    } else if (idx >= up && n.due == store_->min_due[idx - up] && !is_stale(idx)) {
+      if (--store_->min_count[idx - up] == 0) set_stale(idx);
     }
   }
 
@@ -142,12 +171,15 @@ class wheel_timers {
         return nullptr;
       }
       cur_ = start;
-      const unsigned idx = k * storage::slots_per_level + s;
+      const unsigned idx = storage::first_slot(k) + s;
       if (k == 0) {
         timer_node*& head = store_->head[idx];
         timer_node* n = head;
         head = unlink(head, *n);
-        if (head == nullptr) clear_bit(idx);
+        if (head == nullptr)
+          clear_bit(idx);
+        else
+          detail::wheel_prefetch(head);  // the next pop's timer: fetched while this one's callback runs
         --size_;
         return n;
       }
@@ -163,10 +195,10 @@ class wheel_timers {
     const unsigned k = static_cast<unsigned>(std::countr_zero(level_mask_));
     const unsigned s = lowest_slot(k);
     if (k == 0) return slot_start(0, s);
-    const unsigned idx = k * storage::slots_per_level + s;
+    const unsigned idx = storage::first_slot(k) + s;
     if (idx == refined_idx_) return refined_.front().due;
     if (is_stale(idx) && !rescan(idx)) return refine(idx);
-    return store_->min_due[idx];
+    return store_->min_due[idx - up];
   }
 
   /// Number of timers in the store.
@@ -184,15 +216,16 @@ class wheel_timers {
 
   /// First due time of level k slot s, relative to cur_.
   [[nodiscard]] std::uint64_t slot_start(unsigned k, unsigned s) const noexcept {
-    return (cur_ & ~below(level_bits * (k + 1))) | (std::uint64_t{s} << (level_bits * k));
+    return (cur_ & ~below(storage::shift(k) + storage::width(k))) | (std::uint64_t{s} << storage::shift(k));
   }
 
   /// Links n (due >= cur_) into its slot, keeping the slot in seq order.
   void place(timer_node& n) {
     const std::uint64_t diff = n.due ^ cur_;
-    const unsigned k = static_cast<unsigned>(std::bit_width(diff | 1) - 1) / level_bits;
-    const unsigned s = static_cast<unsigned>(n.due >> (level_bits * k)) & (storage::slots_per_level - 1);
-    const unsigned idx = k * storage::slots_per_level + s;
+    const unsigned b = static_cast<unsigned>(std::bit_width(diff | 1) - 1);  // highest differing bit
+    const unsigned k = b < storage::level0_bits ? 0 : 1 + (b - storage::level0_bits) / storage::level_bits;
+    const unsigned s = static_cast<unsigned>(n.due >> storage::shift(k)) & ((1u << storage::width(k)) - 1);
+    const unsigned idx = storage::first_slot(k) + s;
     n.store_index = idx;
     timer_node*& head = store_->head[idx];
     if (head == nullptr) {
@@ -200,8 +233,8 @@ class wheel_timers {
       head = &n;
       set_bit(idx);
       if (k != 0) {
-        store_->min_due[idx] = n.due;
-        store_->min_count[idx] = 1;
+        store_->min_due[idx - up] = n.due;
+        store_->min_count[idx - up] = 1;
         clear_stale(idx);
       }
       return;
@@ -216,13 +249,13 @@ class wheel_timers {
     }
     link_sorted(head, n);
     if (k != 0) {
-      std::uint64_t& m = store_->min_due[idx];
+      std::uint64_t& m = store_->min_due[idx - up];
       if (n.due < m) {  // also repairs a stale minimum: n is the earliest now
         m = n.due;
-        store_->min_count[idx] = 1;
+        store_->min_count[idx - up] = 1;
         clear_stale(idx);
       } else if (n.due == m && !is_stale(idx)) {
-        ++store_->min_count[idx];
+        ++store_->min_count[idx - up];
       }
     }
   }
@@ -306,34 +339,55 @@ class wheel_timers {
 
   // -- occupancy bitmaps ---------------------------------------------------------
 
+  // Level 0's 64 words have a summary word (bit w: word w is non-zero);
+  // a higher level's 4 words are scanned directly.
+
   void set_bit(unsigned idx) noexcept {
-    const unsigned k = idx / storage::slots_per_level;
-    bits_[idx / 64] |= std::uint64_t{1} << (idx % 64);
-    level_mask_ |= 1u << k;
+    const unsigned w = idx / 64;
+    bits_[w] |= std::uint64_t{1} << (idx % 64);
+    if (idx < up) {
+      summary0_ |= std::uint64_t{1} << w;
+      level_mask_ |= 1u;
+    } else {
+      level_mask_ |= 1u << storage::level_of(idx);
+    }
   }
 
   void clear_bit(unsigned idx) noexcept {
-    const unsigned k = idx / storage::slots_per_level;
-    bits_[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
-    const std::uint64_t* w = &bits_[k * words];
-    if ((w[0] | w[1] | w[2] | w[3]) == 0) level_mask_ &= ~(1u << k);
+    const unsigned w = idx / 64;
+    bits_[w] &= ~(std::uint64_t{1} << (idx % 64));
+    if (idx < up) {
+      if (bits_[w] == 0) {
+        summary0_ &= ~(std::uint64_t{1} << w);
+        if (summary0_ == 0) level_mask_ &= ~1u;
+      }
+    } else {
+      const unsigned k = storage::level_of(idx);
+      const std::uint64_t* l = &bits_[storage::first_slot(k) / 64];
+      if ((l[0] | l[1] | l[2] | l[3]) == 0) level_mask_ &= ~(1u << k);
+    }
   }
 
+  /// The lowest occupied slot of (non-empty) level k, as a digit of that level.
   [[nodiscard]] unsigned lowest_slot(unsigned k) const noexcept {
-    const std::uint64_t* w = &bits_[k * words];
+    if (k == 0) {
+      const unsigned w = static_cast<unsigned>(std::countr_zero(summary0_));
+      return w * 64 + static_cast<unsigned>(std::countr_zero(bits_[w]));
+    }
+    const std::uint64_t* l = &bits_[storage::first_slot(k) / 64];
     unsigned i = 0;
-    while (w[i] == 0) ++i;  // level k is non-empty
-    return i * 64 + static_cast<unsigned>(std::countr_zero(w[i]));
+    while (l[i] == 0) ++i;
+    return i * 64 + static_cast<unsigned>(std::countr_zero(l[i]));
   }
 
   void set_stale(unsigned idx) noexcept {
-    store_->stale[idx / 64] |= std::uint64_t{1} << (idx % 64);
+    store_->stale[(idx - up) / 64] |= std::uint64_t{1} << ((idx - up) % 64);
   }
   void clear_stale(unsigned idx) noexcept {
-    store_->stale[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+    store_->stale[(idx - up) / 64] &= ~(std::uint64_t{1} << ((idx - up) % 64));
   }
   [[nodiscard]] bool is_stale(unsigned idx) const noexcept {
-    return (store_->stale[idx / 64] >> (idx % 64)) & 1;
+    return (store_->stale[(idx - up) / 64] >> ((idx - up) % 64)) & 1;
   }
 
   /// Recomputes a higher slot's minimum due (after its minimum was erased).
@@ -352,9 +406,9 @@ class wheel_timers {
         ++count;
       }
     }
-    store_->min_due[idx] = m;
-    store_->min_count[idx] = count;
-    store_->stale[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+    store_->min_due[idx - up] = m;
+    store_->min_count[idx - up] = count;
+    store_->stale[(idx - up) / 64] &= ~(std::uint64_t{1} << ((idx - up) % 64));
     return true;
   }
 
@@ -387,7 +441,7 @@ class wheel_timers {
     } catch (const std::bad_alloc&) {
       refined_.clear();
       rescan(idx, false);  // no memory for an index: scan the whole slot
-      return store_->min_due[idx];
+      return store_->min_due[idx - up];
     }
     for (std::size_t i = refined_.size() / 2; i-- > 0;) refined_down(i, refined_[i]);
     for (std::size_t i = 0; i < refined_.size(); ++i)
@@ -465,7 +519,8 @@ class wheel_timers {
     swap(cur_, o.cur_);
     swap(size_, o.size_);
     swap(level_mask_, o.level_mask_);
-    for (unsigned i = 0; i < levels * words; ++i) swap(bits_[i], o.bits_[i]);
+    swap(summary0_, o.summary0_);
+    for (unsigned i = 0; i < words; ++i) swap(bits_[i], o.bits_[i]);
     swap(refined_, o.refined_);
     swap(refined_idx_, o.refined_idx_);
   }
@@ -475,7 +530,8 @@ class wheel_timers {
   std::uint64_t cur_ = 0;           ///< position: timers with due < cur_ were all popped
   std::size_t size_ = 0;
   std::uint32_t level_mask_ = 0;                   ///< bit k: level k has an occupied slot
-  std::uint64_t bits_[levels * words] = {};        ///< occupied slots, 256 bits per level
+  std::uint64_t summary0_ = 0;                     ///< bit w: bits_[w] (level 0) is non-zero
+  std::uint64_t bits_[words] = {};                 ///< occupied slots
   mutable std::vector<refined_entry> refined_;     ///< heap of the refined slot's due times
   mutable std::uint32_t refined_idx_ = no_slot;    ///< the refined slot, if any
 };
