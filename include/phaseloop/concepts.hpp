@@ -18,9 +18,10 @@ namespace phaseloop {
 struct timer_node {
   std::uint64_t due = 0;  ///< loop time (ms) at which the timer fires
   std::uint64_t seq = 0;  ///< order in which timers were set: ties on `due` fire in this order
-  std::uint32_t store_index = 0;         ///< store-private (heap position, wheel slot)
   timer_node* store_prev = nullptr;      ///< store-private links
   timer_node* store_next = nullptr;
+  std::uint32_t store_index = 0;         ///< store-private (heap position, wheel slot); last, so
+                                         ///< a derived record can use the 4 bytes after it
 };
 
 /// Orders timers by (due, seq).
