@@ -19,9 +19,10 @@
 // settled), or until the loop is destroyed (which waits for a running call).
 // read_file() and write_file() own their data.
 //
-// Promise forms live in phaseloop::fs::promises (Node's fs.promises) when
-// <phaseloop/promise.hpp> is available; they resolve with the same result or
-// reject with std::system_error.
+// Promise forms live in phaseloop::fs::promises (Node's fs.promises): the same
+// functions without the callback, returning promise<T> that fulfils with the
+// callback's result (promise<void> for operations without one) or rejects
+// with std::system_error(ec).
 //
 // POSIX only for now: on Windows this header declares nothing.
 
@@ -29,6 +30,7 @@
 
 #include <phaseloop/detail/blocking_call.hpp>
 #include <phaseloop/inbox.hpp>
+#include <phaseloop/promise.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -901,6 +903,175 @@ auto append_file(Loop& loop, std::string path, std::vector<std::byte> data, Cb c
   return detail::write_file_impl(loop, std::move(path), std::move(data),
                                  O_WRONLY | O_CREAT | O_APPEND, 0666u, std::move(cb));
 }
+
+/// Node's fs.promises: each function as in phaseloop::fs without the
+/// callback, returning a promise that fulfils with the result or rejects with
+/// std::system_error. Buffers passed to read() and write() must stay valid
+/// until the promise settles.
+namespace promises {
+
+namespace detail {
+template <class T, class Loop, class Start>
+promise<T> start(Loop& loop, Start start_call) {
+  auto [p, r] = loop.template make_promise<T>();
+  start_call(std::move(r));
+  return std::move(p);
+}
+}  // namespace detail
+
+template <class Loop>
+promise<file_descriptor> open(Loop& loop, std::string path, int flags, unsigned mode = 0666) {
+  return detail::start<file_descriptor>(
+      loop, [&](auto r) { fs::open(loop, std::move(path), flags, mode, std::move(r)); });
+}
+template <class Loop>
+promise<file_descriptor> open(Loop& loop, std::string path, std::string_view flags = "r",
+                              unsigned mode = 0666) {
+  return detail::start<file_descriptor>(
+      loop, [&](auto r) { fs::open(loop, std::move(path), flags, mode, std::move(r)); });
+}
+template <class Loop>
+promise<void> close(Loop& loop, file_descriptor fd) {
+  return detail::start<void>(loop, [&](auto r) { fs::close(loop, fd, std::move(r)); });
+}
+template <class Loop>
+promise<std::size_t> read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer) {
+  return detail::start<std::size_t>(loop, [&](auto r) { fs::read(loop, fd, buffer, std::move(r)); });
+}
+template <class Loop>
+promise<std::size_t> read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer,
+                          std::uint64_t position) {
+  return detail::start<std::size_t>(
+      loop, [&](auto r) { fs::read(loop, fd, buffer, position, std::move(r)); });
+}
+template <class Loop>
+promise<std::size_t> write(Loop& loop, file_descriptor fd, std::span<const std::byte> data) {
+  return detail::start<std::size_t>(loop, [&](auto r) { fs::write(loop, fd, data, std::move(r)); });
+}
+template <class Loop>
+promise<std::size_t> write(Loop& loop, file_descriptor fd, std::span<const std::byte> data,
+                           std::uint64_t position) {
+  return detail::start<std::size_t>(
+      loop, [&](auto r) { fs::write(loop, fd, data, position, std::move(r)); });
+}
+template <class Loop>
+promise<stats> stat(Loop& loop, std::string path) {
+  return detail::start<stats>(loop, [&](auto r) { fs::stat(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<stats> lstat(Loop& loop, std::string path) {
+  return detail::start<stats>(loop, [&](auto r) { fs::lstat(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<stats> fstat(Loop& loop, file_descriptor fd) {
+  return detail::start<stats>(loop, [&](auto r) { fs::fstat(loop, fd, std::move(r)); });
+}
+template <class Loop>
+promise<void> ftruncate(Loop& loop, file_descriptor fd, std::uint64_t length = 0) {
+  return detail::start<void>(loop, [&](auto r) { fs::ftruncate(loop, fd, length, std::move(r)); });
+}
+template <class Loop>
+promise<void> fsync(Loop& loop, file_descriptor fd) {
+  return detail::start<void>(loop, [&](auto r) { fs::fsync(loop, fd, std::move(r)); });
+}
+template <class Loop>
+promise<void> fdatasync(Loop& loop, file_descriptor fd) {
+  return detail::start<void>(loop, [&](auto r) { fs::fdatasync(loop, fd, std::move(r)); });
+}
+template <class Loop>
+promise<void> unlink(Loop& loop, std::string path) {
+  return detail::start<void>(loop, [&](auto r) { fs::unlink(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<void> rename(Loop& loop, std::string from, std::string to) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::rename(loop, std::move(from), std::move(to), std::move(r)); });
+}
+template <class Loop>
+promise<void> mkdir(Loop& loop, std::string path, mkdir_options options = {}) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::mkdir(loop, std::move(path), options, std::move(r)); });
+}
+template <class Loop>
+promise<void> rmdir(Loop& loop, std::string path) {
+  return detail::start<void>(loop, [&](auto r) { fs::rmdir(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<std::string> mkdtemp(Loop& loop, std::string prefix) {
+  return detail::start<std::string>(
+      loop, [&](auto r) { fs::mkdtemp(loop, std::move(prefix), std::move(r)); });
+}
+template <class Loop>
+promise<std::vector<dirent>> readdir(Loop& loop, std::string path) {
+  return detail::start<std::vector<dirent>>(
+      loop, [&](auto r) { fs::readdir(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<std::string> readlink(Loop& loop, std::string path) {
+  return detail::start<std::string>(
+      loop, [&](auto r) { fs::readlink(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<std::string> realpath(Loop& loop, std::string path) {
+  return detail::start<std::string>(
+      loop, [&](auto r) { fs::realpath(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<void> symlink(Loop& loop, std::string target, std::string path) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::symlink(loop, std::move(target), std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<void> link(Loop& loop, std::string existing, std::string new_path) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::link(loop, std::move(existing), std::move(new_path), std::move(r)); });
+}
+template <class Loop>
+promise<void> chmod(Loop& loop, std::string path, unsigned mode) {
+  return detail::start<void>(loop, [&](auto r) { fs::chmod(loop, std::move(path), mode, std::move(r)); });
+}
+template <class Loop>
+promise<void> utimes(Loop& loop, std::string path, std::chrono::system_clock::time_point atime,
+                     std::chrono::system_clock::time_point mtime) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::utimes(loop, std::move(path), atime, mtime, std::move(r)); });
+}
+template <class Loop>
+promise<void> access(Loop& loop, std::string path, int mode = constants::f_ok) {
+  return detail::start<void>(loop, [&](auto r) { fs::access(loop, std::move(path), mode, std::move(r)); });
+}
+template <class Loop>
+promise<void> copyfile(Loop& loop, std::string from, std::string to, int flags = 0) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::copyfile(loop, std::move(from), std::move(to), flags, std::move(r)); });
+}
+template <class Result = std::string, class Loop>
+promise<Result> read_file(Loop& loop, std::string path) {
+  return detail::start<Result>(
+      loop, [&](auto r) { fs::read_file<Result>(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<void> write_file(Loop& loop, std::string path, std::string data) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::write_file(loop, std::move(path), std::move(data), std::move(r)); });
+}
+template <class Loop>
+promise<void> write_file(Loop& loop, std::string path, std::vector<std::byte> data) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::write_file(loop, std::move(path), std::move(data), std::move(r)); });
+}
+template <class Loop>
+promise<void> append_file(Loop& loop, std::string path, std::string data) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::append_file(loop, std::move(path), std::move(data), std::move(r)); });
+}
+template <class Loop>
+promise<void> append_file(Loop& loop, std::string path, std::vector<std::byte> data) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::append_file(loop, std::move(path), std::move(data), std::move(r)); });
+}
+
+}  // namespace promises
 
 }  // namespace phaseloop::fs
 

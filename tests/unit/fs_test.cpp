@@ -92,7 +92,53 @@ std::string text_of(std::span<const std::byte> b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
+/// An async function on fs.promises: write, copy, read back, then a failing stat.
+template <class Loop>
+promise<std::string> copy_then_read(Loop& loop, std::string dir) {
+  co_await fs::promises::write_file(loop, dir + "/a", std::string("hello"));
+  co_await fs::promises::copyfile(loop, dir + "/a", dir + "/b");
+  const fs::stats st = co_await fs::promises::stat(loop, dir + "/b");
+  std::string text = co_await fs::promises::read_file(loop, dir + "/b");
+  text += " " + std::to_string(st.size);
+  try {
+    co_await fs::promises::stat(loop, dir + "/missing");
+    text += " found?";
+  } catch (const std::system_error& e) {
+    text += e.code() == std::errc::no_such_file_or_directory ? " ENOENT" : " other error";
+  }
+  co_return text;
+}
+
 }  // namespace
+
+TEMPLATE_TEST_CASE("fs.promises: results fulfil, errors reject with std::system_error", "[fs]", FS_LOOPS) {
+  TestType loop;
+  temp_dir dir;
+  std::string result;
+  copy_then_read(loop, dir.path).then([&](std::string& v) { result = v; });
+  loop.run();
+  CHECK(result == "hello 5 ENOENT");
+
+  std::vector<std::string> trace;
+  const std::string file = dir / "p";
+  fs::promises::open(loop, file, "w+")
+      .then([&](fs::file_descriptor& fd) {
+        trace.push_back(fd >= 0 ? "open" : "open?");
+        return fs::promises::close(loop, fd);
+      })
+      .then([&] { trace.emplace_back("closed"); });
+  fs::promises::read_file(loop, dir / "missing")
+      .then([&](std::string&) { trace.emplace_back("read?"); },
+            [&](const std::system_error& e) {
+              trace.push_back(e.code() == std::errc::no_such_file_or_directory ? "rejected ENOENT" : "rejected?");
+            });
+  fs::promises::close(loop, -1).catch_([&](const std::system_error& e) {
+    trace.push_back(e.code() == std::errc::bad_file_descriptor ? "rejected EBADF" : "rejected?");
+  });
+  loop.run();
+  std::sort(trace.begin(), trace.end());  // three independent chains
+  CHECK(trace == std::vector<std::string>{"closed", "open", "rejected EBADF", "rejected ENOENT"});
+}
 
 TEMPLATE_TEST_CASE("fs: write_file, read_file and append_file round trip", "[fs]", FS_LOOPS) {
   TestType loop;
