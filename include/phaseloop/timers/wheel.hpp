@@ -26,12 +26,17 @@
 // nothing is due, so a loop idling for hours or starting at 2^53 ms costs
 // nothing. next_due() is the exact earliest due time: for a level-0 slot it is
 // the slot's time; for a higher slot it is a per-slot minimum (and how many
-// timers share it) kept on insert and erase, recomputed lazily (one scan of
-// that slot, only when next_due() asks) after the last timer at the minimum
-// was erased. That scan is the one cost that is not O(1): a pattern that
-// clears the earliest of many far timers before every blocking poll pays
-// O(timers in that slot) per poll. Timers inserted with due < cur (never by the loop, which always
-// inserts after `now`) go to a small sorted overdue list that fires first.
+// timers share it) kept on insert and erase. Once the last timer at the
+// minimum is erased, the next next_due() rescans that slot if it is short
+// (64 timers or fewer) or else builds a min-heap of its due times once, kept
+// until the slot cascades, so clearing far timers from the front (idle
+// timeouts refreshed in order) costs O(log slot) instead of a rescan per
+// poll; that one slot is the only place where a wheel operation is not O(1).
+// Timers inserted with due < cur (never by the loop, which always inserts
+// after `now`) go to a small sorted overdue list that fires first.
+//
+// Memory: about 70 KiB of slots, allocated at the first insert, plus the
+// (reused) heap of the indexed slot; nothing per timer beyond timer_node.
 
 #include <phaseloop/concepts.hpp>
 
