@@ -12,12 +12,18 @@
 // counted) or contains a NUL gives dns::errc::bad_hostname, without calling
 // the resolver: names are never truncated.
 //
+// Promise forms (Node's dns.promises): dns::promises::lookup(loop, host,
+// options) -> promise<std::vector<lookup_address>> and
+// dns::promises::lookup_service(loop, ip, port) -> promise<service_info>;
+// they reject with std::system_error(ec).
+//
 // POSIX only for now: on Windows this header declares nothing.
 
 #if !defined(_WIN32)
 
 #include <phaseloop/detail/blocking_call.hpp>
 #include <phaseloop/inbox.hpp>
+#include <phaseloop/promise.hpp>
 
 #include <cerrno>
 #include <cstdint>
@@ -250,6 +256,25 @@ auto lookup_service(Loop& loop, std::string ip, std::uint16_t port, Cb cb) {
       },
       std::move(cb));
 }
+
+/// Node's dns.promises.
+namespace promises {
+
+template <class Loop>
+promise<std::vector<lookup_address>> lookup(Loop& loop, std::string host, lookup_options options = {}) {
+  auto [p, r] = loop.template make_promise<std::vector<lookup_address>>();
+  dns::lookup(loop, std::move(host), options, std::move(r));
+  return std::move(p);
+}
+
+template <class Loop>
+promise<service_info> lookup_service(Loop& loop, std::string ip, std::uint16_t port) {
+  auto [p, r] = loop.template make_promise<service_info>();
+  dns::lookup_service(loop, std::move(ip), port, std::move(r));
+  return std::move(p);
+}
+
+}  // namespace promises
 
 }  // namespace phaseloop::dns
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <system_error>
 #include <string>
 #include <utility>
 #include <vector>
@@ -121,6 +122,25 @@ TEMPLATE_TEST_CASE("dns::lookup_service reverses a loopback address", "[dns]", D
   loop.run();
   REQUIRE(bad.has_value());
   CHECK(*bad == dns::errc::bad_address);
+}
+
+TEMPLATE_TEST_CASE("dns.promises: lookups fulfil, bad names reject with std::system_error", "[dns]",
+                   DNS_LOOPS) {
+  TestType loop;
+  std::vector<std::string> trace;
+  dns::promises::lookup(loop, "127.0.0.1").then([&](addresses& a) {
+    trace.push_back(a.size() == 1 && a[0].address == "127.0.0.1" ? "resolved" : "resolved?");
+  });
+  dns::promises::lookup(loop, "").then([&](addresses&) { trace.emplace_back("resolved ''?"); },
+                                      [&](const std::system_error& e) {
+                                        trace.push_back(e.code() == dns::errc::bad_hostname ? "rejected" : "rejected?");
+                                      });
+  dns::promises::lookup_service(loop, "127.0.0.1", 80).then([&](dns::service_info& info) {
+    trace.push_back(info.hostname.empty() ? "service?" : "service");
+  });
+  loop.run();
+  std::sort(trace.begin(), trace.end());
+  CHECK(trace == std::vector<std::string>{"rejected", "resolved", "service"});
 }
 
 TEST_CASE("dns lookups are slow work: they occupy at most half of the pool", "[dns][executor]") {

@@ -14,14 +14,22 @@
 //   batch; their `after` callbacks run in the poll phase.
 // - cancel() takes a request out of the queue if no worker has picked it up
 //   (libuv's uv_cancel); a request that runs or ran gives
-//   device_or_resource_busy. The request's `state` atomic, changed only under
-//   the pool's mutex while the request is queued, decides the race.
+//   device_or_resource_busy. The request's `state` atomic, changed only while
+//   the pool's lock is held as long as the request is queued, decides the race.
 // - Destroying the executor (the loop) drops queued requests without running
 //   them, waits for the running ones and joins every worker.
+//
+// How it is fast: submit() takes no lock. It pushes the request on a
+// lock-free stack (one compare-and-swap) that workers take over whole, and
+// wakes a sleeping worker only if none is already waking; a worker that finds
+// more work than it can take passes the wakeup on. So a burst of requests
+// costs the loop thread a few atomic operations each and a handful of system
+// calls in all, instead of one futex wake per request.
 
 #include <phaseloop/concepts.hpp>
 #include <phaseloop/inbox.hpp>
 
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <cstddef>
@@ -82,46 +90,52 @@ class thread_pool_executor {
     for (std::thread& t : threads_) t.join();
   }
 
-  /// Queue `r` for a worker. Starts the workers on first use. If no thread
-  /// can be started at all, the request runs at once on this thread (as the
-  /// inline executor would) and is still delivered through the inbox.
+  /// Queue `r` for a worker (loop thread only). Starts the workers on first
+  /// use. If no thread can be started at all, the request runs at once on
+  /// this thread (as the inline executor would) and is still delivered
+  /// through the inbox.
   void submit(work_request& r) {
-    bool wake = false;
-    bool no_workers = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (!started_) {
-        started_ = true;
-        start_threads();
-      }
-      if (threads_.empty()) {
-        no_workers = true;
-      } else {
-        r.state.store(queued, std::memory_order_relaxed);
-        if (r.kind == work_kind::slow) {
-          slow_.push(r);
-          wake = idle_ > 0 && slow_running_ < slow_limit_;
-        } else {
-          fast_.push(r);
-          wake = idle_ > 0;
-        }
-      }
+    if (!started_) start_threads();
+    if (threads_.empty()) {
+      run(r);
+      return;
     }
-    if (wake) wake_.notify_one();
-    if (no_workers) run(r);
+    r.state.store(queued, std::memory_order_relaxed);
+    r.next = submitted_.load(std::memory_order_relaxed);
+    while (!submitted_.compare_exchange_weak(r.next, &r, std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) {
+    }
+    // Pairs with a worker's "count myself idle, then look at submitted_".
+    if (idle_.load(std::memory_order_seq_cst) > 0) wake_one();
   }
 
   /// {} when `r` was still queued: it is taken out and will never run (the
   /// loop delivers it as cancelled). device_or_resource_busy when a worker
   /// has picked it up, it finished, or it was cancelled before.
-  /// O(queued requests of its kind): a walk of the queue under the lock.
+  /// O(queued requests): a walk of the queues under the pool's lock.
   std::error_code cancel(work_request& r) noexcept {
     const auto busy = std::make_error_code(std::errc::device_or_resource_busy);
     if (r.state.load(std::memory_order_acquire) != queued) return busy;
     std::lock_guard lock(mutex_);
     if (r.state.load(std::memory_order_relaxed) != queued) return busy;
-    const bool removed = (r.kind == work_kind::slow ? slow_ : fast_).remove(r);
+    bool removed = (r.kind == work_kind::slow ? slow_ : fast_).remove(r);
+    if (!removed) {
+      // Still on the submitted stack. Workers take it only under mutex_ and
+      // only this thread pushes, so it holds still while we edit it.
+      work_request* prev = nullptr;
+      for (work_request* it = submitted_.load(std::memory_order_acquire); it != nullptr;
+           prev = it, it = it->next) {
+        if (it != &r) continue;
+        if (prev != nullptr)
+          prev->next = it->next;
+        else
+          submitted_.store(it->next, std::memory_order_release);
+        removed = true;
+        break;
+      }
+    }
     if (!removed) return busy;  // not ours; cannot happen for a request we queued
+    r.next = nullptr;
     r.state.store(cancelled, std::memory_order_relaxed);
     return {};
   }
@@ -132,11 +146,8 @@ class thread_pool_executor {
   /// How many slow requests may run at once: (size() + 1) / 2.
   [[nodiscard]] std::size_t slow_limit() const noexcept { return slow_limit_; }
 
-  /// Workers started so far (0 until the first submit).
-  [[nodiscard]] std::size_t threads_started() const {
-    std::lock_guard lock(mutex_);
-    return threads_.size();
-  }
+  /// Workers started so far (0 until the first submit). Loop thread only.
+  [[nodiscard]] std::size_t threads_started() const noexcept { return threads_.size(); }
 
  private:
   /// Values of work_request::state while this executor owns a request. The
@@ -179,9 +190,10 @@ class thread_pool_executor {
     }
   };
 
-  // Called with mutex_ held. Workers inherit a fully blocked signal mask, so
-  // process signals go to threads that want them (the loop's), never to a worker.
+  // Loop thread. Workers inherit a fully blocked signal mask, so process
+  // signals go to threads that want them (the loop's), never to a worker.
   void start_threads() {
+    started_ = true;
 #if !defined(_WIN32)
     sigset_t all;
     sigset_t old;
@@ -199,6 +211,19 @@ class thread_pool_executor {
 #endif
   }
 
+  // Wake one sleeping worker unless one is already on its way (any thread
+  // but a worker holding mutex_). Decided under mutex_: a worker counted in
+  // sleepers_ is inside wait(), so the notification finds it.
+  void wake_one() {
+    if (waking_.load(std::memory_order_acquire)) return;
+    {
+      std::lock_guard lock(mutex_);
+      if (sleepers_ == 0 || waking_.load(std::memory_order_relaxed)) return;
+      waking_.store(true, std::memory_order_release);
+    }
+    wake_.notify_one();
+  }
+
   // Run a request and hand it to the loop. After deliver() the request
   // belongs to the loop again and may be reused at once: not touched here.
   void run(work_request& r) noexcept {
@@ -212,27 +237,71 @@ class thread_pool_executor {
     inbox_->deliver(r);
   }
 
+  // mutex_ held: move the submitted stack, oldest first, to the queues.
+  void take_submitted() noexcept {
+    work_request* stack = submitted_.exchange(nullptr, std::memory_order_acquire);
+    work_request* fifo = nullptr;
+    while (stack != nullptr) {  // the stack is newest first: reverse it
+      work_request* next = stack->next;
+      stack->next = fifo;
+      fifo = stack;
+      stack = next;
+    }
+    while (fifo != nullptr) {
+      work_request* next = fifo->next;
+      (fifo->kind == work_kind::slow ? slow_ : fast_).push(*fifo);
+      fifo = next;
+    }
+  }
+
+  // mutex_ held: the next request this worker may run, or nullptr.
+  work_request* take(bool& slow) noexcept {
+    for (int pass = 0; pass < 2; ++pass) {
+      if (slow_running_ < slow_limit_) {
+        if (work_request* r = slow_.pop()) {
+          slow = true;
+          return r;
+        }
+      }
+      if (work_request* r = fast_.pop()) {
+        slow = false;
+        return r;
+      }
+      if (pass == 0) take_submitted();
+    }
+    return nullptr;
+  }
+
+  // mutex_ held: whether work waits that an idle worker could take.
+  bool more_work() const noexcept {
+    return !fast_.empty() || (!slow_.empty() && slow_running_ < slow_limit_);
+  }
+
   void worker() {
     std::unique_lock lock(mutex_);
     for (;;) {
       if (stopping_) return;
-      work_request* r = nullptr;
       bool slow = false;
-      if (slow_running_ < slow_limit_ && (r = slow_.pop()) != nullptr) {
-        slow = true;
-        ++slow_running_;
-      } else {
-        r = fast_.pop();
-      }
+      work_request* r = take(slow);
       if (r == nullptr) {
-        ++idle_;
-        wake_.wait(lock);
-        --idle_;
+        // Count myself idle, then look once more: a submit either pushed
+        // before the look (seen here) or sees the count and wakes a worker.
+        idle_.fetch_add(1, std::memory_order_seq_cst);
+        if (submitted_.load(std::memory_order_seq_cst) == nullptr && !stopping_) {
+          ++sleepers_;
+          wake_.wait(lock);
+          --sleepers_;
+          waking_.store(false, std::memory_order_release);  // whoever was notified is up
+        }
+        idle_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
       // Under the lock: from here on cancel() sees the request as running.
       r->state.store(running, std::memory_order_relaxed);
+      if (slow) ++slow_running_;
+      const bool pass_on = more_work() && idle_.load(std::memory_order_relaxed) > 0;
       lock.unlock();
+      if (pass_on) wake_one();
       run(*r);
       lock.lock();
       if (slow) --slow_running_;
@@ -243,15 +312,26 @@ class thread_pool_executor {
   const std::size_t size_;
   const std::size_t slow_limit_;
 
-  mutable std::mutex mutex_;
+  // Loop thread only.
+  bool started_ = false;  // start_threads() was tried
+  std::vector<std::thread> threads_;
+
+  // Shared. submitted_: requests submit() pushed since the workers last
+  // looked, newest first. idle_: workers that found nothing to do and may be
+  // asleep. waking_: a sleeper has been notified and has not woken yet (set
+  // under mutex_).
+  std::atomic<work_request*> submitted_{nullptr};
+  std::atomic<std::size_t> idle_{0};
+  std::atomic<bool> waking_{false};
+
+  // Workers' side, under mutex_.
+  std::mutex mutex_;
   std::condition_variable wake_;
   request_queue fast_;
   request_queue slow_;
-  std::size_t idle_ = 0;          // workers waiting on wake_
   std::size_t slow_running_ = 0;  // slow requests running now
+  std::size_t sleepers_ = 0;      // workers inside wake_.wait()
   bool stopping_ = false;
-  bool started_ = false;          // start_threads() was tried
-  std::vector<std::thread> threads_;
 };
 
 static_assert(executor<thread_pool_executor>);
