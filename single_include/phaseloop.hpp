@@ -367,9 +367,10 @@ namespace phaseloop {
 struct timer_node {
   std::uint64_t due = 0;  ///< loop time (ms) at which the timer fires
   std::uint64_t seq = 0;  ///< order in which timers were set: ties on `due` fire in this order
-  std::uint32_t store_index = 0;         ///< store-private (heap position, wheel slot)
   timer_node* store_prev = nullptr;      ///< store-private links
   timer_node* store_next = nullptr;
+  std::uint32_t store_index = 0;         ///< store-private (heap position, wheel slot); last, so
+                                         ///< a derived record can use the 4 bytes after it
 };
 
 /// Orders timers by (due, seq).
@@ -665,11 +666,14 @@ class loop_core {
 
 namespace phaseloop::detail {
 
-/// What a pooled record must carry: its generation and the free-list link.
+/// What a pooled record carries: a generation, odd while the slot is in use,
+/// and a link that is the next free slot while free and the slot's own index
+/// while in use (so a record knows its index without another field).
 struct pool_slot {
-  std::uint32_t generation = 1;
-  std::uint32_t next_free = 0;
-  bool in_use = false;
+  std::uint32_t generation = 0;
+  std::uint32_t link = 0;
+  [[nodiscard]] bool in_use() const noexcept { return (generation & 1u) != 0; }
+  [[nodiscard]] std::uint32_t slot_index() const noexcept { return link; }
 };
 
 template <class T, std::size_t ChunkSize = 256>
@@ -688,8 +692,9 @@ class slot_pool {
     if (free_head_ == npos) grow();
     const std::uint32_t index = free_head_;
     T& record = (*this)[index];
-    free_head_ = record.next_free;
-    record.in_use = true;
+    free_head_ = record.link;
+    record.link = index;
+    ++record.generation;
     ++live_;
     return index;
   }
@@ -697,9 +702,8 @@ class slot_pool {
   /// Returns a slot to the pool; handles to it become stale.
   void release(std::uint32_t index) noexcept {
     T& record = (*this)[index];
-    record.in_use = false;
     ++record.generation;
-    record.next_free = free_head_;
+    record.link = free_head_;
     free_head_ = index;
     --live_;
   }
@@ -715,7 +719,7 @@ class slot_pool {
   T* find(std::uint32_t index, std::uint32_t generation) noexcept {
     if (index >= capacity()) return nullptr;
     T& record = (*this)[index];
-    return record.in_use && record.generation == generation ? &record : nullptr;
+    return record.in_use() && record.generation == generation ? &record : nullptr;
   }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return chunks_.size() * ChunkSize; }
@@ -725,7 +729,7 @@ class slot_pool {
   template <class F>
   void for_each_live(F&& f) {
     for (std::uint32_t i = 0; i < capacity(); ++i)
-      if ((*this)[i].in_use) f(i, (*this)[i]);
+      if ((*this)[i].in_use()) f(i, (*this)[i]);
   }
 
  private:
@@ -734,7 +738,7 @@ class slot_pool {
     chunks_.push_back(std::make_unique<T[]>(ChunkSize));
     T* chunk = chunks_.back().get();
     for (std::uint32_t i = 0; i < ChunkSize; ++i)
-      chunk[i].next_free = i + 1 < ChunkSize ? base + i + 1 : free_head_;
+      chunk[i].link = i + 1 < ChunkSize ? base + i + 1 : free_head_;
     free_head_ = base;
   }
 
@@ -791,7 +795,6 @@ class basic_loop : public loop_core {
   struct timer_record : timer_node, detail::pool_slot {
     callback fn;
     std::uint32_t delay = 1;  // ms, for refresh and re-arming
-    std::uint32_t index = 0;
     bool repeat = false;
     bool refed = true;
     bool armed = false;    // in the timer store
@@ -802,7 +805,6 @@ class basic_loop : public loop_core {
   struct immediate_record : detail::list_hook, detail::pool_slot {
     callback fn;
     std::uint64_t epoch = 0;  // check phases begun when it was queued
-    std::uint32_t index = 0;
     bool refed = true;
   };
 
@@ -818,7 +820,6 @@ class basic_loop : public loop_core {
     bool active = false;
     bool refed = true;
     bool closing = false;
-    std::uint32_t index = 0;
     std::uint32_t outstanding = 0;  // operations the backend still owns
     std::uint64_t walk = 0;         // the phase walk during which it was started or closed
     callback on_phase;
@@ -831,7 +832,6 @@ class basic_loop : public loop_core {
 
   struct work_record : work_request, detail::pool_slot {
     detail::unique_function<void(std::error_code)> after;
-    std::uint32_t index = 0;
   };
 
  public:
@@ -969,7 +969,7 @@ class basic_loop : public loop_core {
 
    protected:
     handle_base() = default;
-    handle_base(basic_loop* loop, handle_record& r) : loop_(loop), index_(r.index) {
+    handle_base(basic_loop* loop, handle_record& r) : loop_(loop), index_(r.slot_index()) {
       r.owner = this;
     }
     handle_base(handle_base&& other) noexcept
@@ -1022,6 +1022,8 @@ class basic_loop : public loop_core {
 
   /// Watches a raw descriptor for readiness (libuv's uv_poll_t): the callback
   /// gets an error or the events that happened, level-triggered, until stop().
+  /// Stop or close the handle before closing the descriptor: a descriptor
+  /// closed under an active handle keeps its slot busy (as in libuv).
   class poll_handle : public handle_base {
    public:
     using poll_callback = detail::unique_function<void(std::error_code, unsigned)>;
@@ -1136,11 +1138,12 @@ class basic_loop : public loop_core {
   void stop() noexcept { stop_flag_ = true; }
 
   /// Whether anything keeps the loop running: ref'd active handles, timers
-  /// and immediates, queued work, closing handles or keep_alive tokens.
+  /// and immediates, queued work, closing handles, keep_alive tokens, or
+  /// posted callbacks not yet run.
   [[nodiscard]] bool alive() const noexcept {
     return timer_refs_ > 0 || immediate_refs_ > 0 || handle_refs_ > 0 || pending_work_ > 0 ||
            closing_count_ > 0 || !pending_.empty() || !completed_.empty() ||
-           external_refs_.load(std::memory_order_acquire) > 0;
+           external_refs_.load(std::memory_order_acquire) > 0 || inbox_.pending();
   }
 
   /// The loop's cached time in milliseconds: read from the clock once per
@@ -1188,7 +1191,6 @@ class basic_loop : public loop_core {
   immediate_handle set_immediate(callback cb) {
     const std::uint32_t index = immediates_.acquire();
     immediate_record& r = immediates_[index];
-    r.index = index;
     r.fn = std::move(cb);
     r.epoch = check_epoch_;
     r.refed = true;
@@ -1204,7 +1206,7 @@ class basic_loop : public loop_core {
     immediate_queue_.remove(*r);
     if (r->refed) --immediate_refs_;
     callback dropped = std::move(r->fn);
-    immediates_.release(r->index);
+    immediates_.release(r->slot_index());
   }
 
   // --------------------------------------------------------- other handles
@@ -1240,7 +1242,6 @@ class basic_loop : public loop_core {
                   work_kind kind = work_kind::fast) {
     const std::uint32_t index = work_.acquire();
     work_record& r = work_[index];
-    r.index = index;
     r.work = std::move(work_fn);
     r.after = std::move(after);
     r.kind = kind;
@@ -1266,8 +1267,9 @@ class basic_loop : public loop_core {
     return ec;
   }
 
-  /// Queue a callback for the pending phase of the next iteration (how I/O
-  /// modules report results that are known at once, never synchronously).
+  /// Queue a callback for the next pending phase (how I/O modules report
+  /// results that are known at once, never synchronously). Callbacks deferred
+  /// while the pending phase runs wait for the next iteration's.
   void defer(callback cb) { pending_.push_back(std::move(cb)); }
 
   // ---- promise forms (defined in promise.hpp)
@@ -1305,7 +1307,6 @@ class basic_loop : public loop_core {
   timer_handle start_timer(callback cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
     const std::uint32_t index = timers_.acquire();
     timer_record& r = timers_[index];
-    r.index = index;
     r.fn = std::move(cb);
     r.delay = clamp_delay(delay);
     r.repeat = repeat;
@@ -1363,7 +1364,7 @@ class basic_loop : public loop_core {
 
   void release_timer(timer_record& r) {
     callback dropped = std::move(r.fn);  // destroyed after the slot is free
-    timers_.release(r.index);
+    timers_.release(r.slot_index());
   }
 
   void run_timers() {
@@ -1424,7 +1425,7 @@ class basic_loop : public loop_core {
       immediate_queue_.remove(*r);
       if (r->refed) --immediate_refs_;
       callback fn = std::move(r->fn);
-      immediates_.release(r->index);
+      immediates_.release(r->slot_index());
       invoke_then_drain(fn);
     }
   }
@@ -1434,7 +1435,6 @@ class basic_loop : public loop_core {
   handle_record& new_handle(handle_kind kind) {
     const std::uint32_t index = handles_.acquire();
     handle_record& r = handles_[index];
-    r.index = index;
     r.kind = kind;
     r.active = r.closing = false;
     r.refed = true;
@@ -1560,7 +1560,7 @@ class basic_loop : public loop_core {
       callback on_close = std::move(r.on_close);
       r.on_phase = nullptr;
       r.on_poll = nullptr;
-      handles_.release(r.index);
+      handles_.release(r.slot_index());
       if (on_close) invoke_then_drain(on_close);
     });
   }
@@ -1646,7 +1646,7 @@ class basic_loop : public loop_core {
     const std::error_code ec = r.error;
     std::exception_ptr thrown = std::move(r.exception);
     r.work = nullptr;
-    work_.release(r.index);
+    work_.release(r.slot_index());
     if (thrown) {
       report_exception(std::move(thrown));  // the work itself threw
       run_microtasks();
@@ -1761,6 +1761,11 @@ class basic_loop : public loop_core {
 // the loop is gone. A coroutine finds its loop among its arguments (a loop
 // reference or pointer), else it uses the newest live loop constructed on the
 // calling thread.
+//
+// Compiler note: GCC 12 miscompiles a lambda with non-trivial captures (a
+// std::string by copy, say) written inside a co_await expression, in any
+// coroutine (its destructor frees memory it does not own). Bind the promise
+// to a local first: `auto p = x.then([s] {...}); co_await p;`.
 
 // #include <phaseloop/loop.hpp>  (inlined above)
 // #include <phaseloop/microtasks.hpp>  (inlined above)
@@ -2273,7 +2278,11 @@ struct then_state final : state<U>, then_link {
     (*self->fn)(src, static_cast<state<U>&>(*self));
     self->fn.reset();  // a handler's captures go once it ran
   }
-  static void drop(reaction& r) noexcept { from(r).release(); }
+  static void drop(reaction& r) noexcept {
+    then_state& self = from(r);
+    self.fn.reset();  // it will never run: free its captures even if the derived promise lives on
+    self.release();
+  }
   static constexpr reaction_ops then_ops{&run, &drop};
 };
 
@@ -2981,6 +2990,7 @@ promise<detail::all_value_t<T>> all(loop_core& loop, std::vector<promise<T>> pro
   if constexpr (!std::is_void_v<T>) ctx->values.resize(promises.size());
   for (std::size_t i = 0; i < promises.size(); ++i) {
     detail::when_settled(*detail::promise_access::node(promises[i]), [ctx, i](detail::promise_node& src) {
+      static_cast<void>(i);  // unused for promise<void>
       if (src.status == promise_status::rejected) {
         ctx->out->reject(src.error);
         return;
@@ -3331,15 +3341,17 @@ static_assert(timer_store<heap_timers>);
 // wheel_timers: a hierarchical timing wheel keyed by (due, seq), with O(1)
 // insert and erase, exact order and an exact next_due().
 //
-// Layout. Eight levels of 256 slots; level k slot s holds timers whose due
-// time agrees with the wheel's position `cur` on every bit above level k and
-// has digit s at level k (digits are bytes: level k is bits 8k..8k+7). A
-// timer's level is therefore the byte of the highest bit where due and cur
+// Layout. Eight levels: level 0 has 4096 one-millisecond slots (bits 0..11
+// of the due time), levels 1..7 have 256 slots each (bits 12..19, 20..27, ...,
+// 60..63). Level k slot s holds timers whose due time agrees with the wheel's
+// position `cur` on every bit above level k and has digit s at level k. A
+// timer's level is therefore the digit of the highest bit where due and cur
 // differ, so all 64 bits of due are covered without loss of precision and a
 // timer is never "wrapped around": the occupied slots of a level all lie
 // ahead of cur's digit, every level-k timer fires before every level-(k+1)
 // timer, and the earliest timer is in the lowest occupied slot of the lowest
-// occupied level (two bit scans).
+// occupied level (a few bit scans). The wide level 0 keeps the short timeouts
+// of a typical program (up to seconds) out of cascades altogether.
 //
 // Order. A level-0 slot holds timers of one due time only. Each slot is a
 // list kept in seq order (appending is O(1) because the loop hands out seq in
@@ -3353,12 +3365,17 @@ static_assert(timer_store<heap_timers>);
 // nothing is due, so a loop idling for hours or starting at 2^53 ms costs
 // nothing. next_due() is the exact earliest due time: for a level-0 slot it is
 // the slot's time; for a higher slot it is a per-slot minimum (and how many
-// timers share it) kept on insert and erase, recomputed lazily (one scan of
-// that slot, only when next_due() asks) after the last timer at the minimum
-// was erased. That scan is the one cost that is not O(1): a pattern that
-// clears the earliest of many far timers before every blocking poll pays
-// O(timers in that slot) per poll. Timers inserted with due < cur (never by the loop, which always
-// inserts after `now`) go to a small sorted overdue list that fires first.
+// timers share it) kept on insert and erase. Once the last timer at the
+// minimum is erased, the next next_due() rescans that slot if it is short
+// (64 timers or fewer) or else builds a min-heap of its due times once, kept
+// until the slot cascades, so clearing far timers from the front (idle
+// timeouts refreshed in order) costs O(log slot) instead of a rescan per
+// poll; that one slot is the only place where a wheel operation is not O(1).
+// Timers inserted with due < cur (never by the loop, which always inserts
+// after `now`) go to a small sorted overdue list that fires first.
+//
+// Memory: about 70 KiB of slots, allocated at the first insert, plus the
+// (reused) heap of the indexed slot; nothing per timer beyond timer_node.
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
 
@@ -3366,24 +3383,53 @@ static_assert(timer_store<heap_timers>);
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <utility>
+#include <vector>
 
 namespace phaseloop {
 
 namespace detail {
 
+/// Hints that `p` and the cache line after it will be read soon.
+inline void wheel_prefetch(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p);
+  __builtin_prefetch(static_cast<const char*>(p) + 64);
+#else
+  (void)p;
+#endif
+}
+
 /// Geometry and slot storage of wheel_timers.
 struct wheel_storage {
-  static constexpr unsigned level_bits = 8;
-  static constexpr unsigned slots_per_level = 1u << level_bits;  // 256
-  static constexpr unsigned levels = 64 / level_bits;            // 8: covers all of uint64
-  static constexpr unsigned words_per_level = slots_per_level / 64;
-  static constexpr unsigned slot_count = levels * slots_per_level;
+  static constexpr unsigned level0_bits = 12;  ///< level 0: 4096 slots of 1 ms
+  static constexpr unsigned level_bits = 8;    ///< levels 1..7: 256 slots each
+  static constexpr unsigned levels = 8;        ///< 12 + 7 * 8 >= 64 bits
+  static constexpr unsigned level0_slots = 1u << level0_bits;
+  static constexpr unsigned upper_slots = 1u << level_bits;
+  static constexpr unsigned upper_count = (levels - 1) * upper_slots;
+  static constexpr unsigned slot_count = level0_slots + upper_count;
+  static_assert(level0_bits + (levels - 1) * level_bits >= 64);
 
-  timer_node* head[slot_count] = {};        ///< circular list per slot; tail is head->store_prev
-  std::uint64_t min_due[slot_count] = {};   ///< earliest due per slot (levels >= 1)
-  std::uint32_t min_count[slot_count] = {}; ///< timers at min_due in the slot
-  std::uint64_t stale[slot_count / 64] = {};  ///< bit per slot: min_due needs a rescan
+  /// Lowest bit of level k's digit.
+  static constexpr unsigned shift(unsigned k) noexcept { return k == 0 ? 0 : level0_bits + level_bits * (k - 1); }
+  /// Bits in level k's digit.
+  static constexpr unsigned width(unsigned k) noexcept { return k == 0 ? level0_bits : level_bits; }
+  /// Index of level k's first slot.
+  static constexpr unsigned first_slot(unsigned k) noexcept {
+    return k == 0 ? 0 : level0_slots + upper_slots * (k - 1);
+  }
+  /// The level of slot idx.
+  static constexpr unsigned level_of(unsigned idx) noexcept {
+    return idx < level0_slots ? 0 : 1 + (idx - level0_slots) / upper_slots;
+  }
+
+  timer_node* head[slot_count] = {};          ///< circular list per slot; tail is head->store_prev
+  // Levels >= 1 only, indexed by idx - level0_slots:
+  std::uint64_t min_due[upper_count] = {};    ///< earliest due per slot
+  std::uint32_t min_count[upper_count] = {};  ///< timers at min_due in the slot
+  std::uint64_t stale[upper_count / 64] = {}; ///< bit per slot: min_due needs a rescan
 };
 
 }  // namespace detail
@@ -3392,10 +3438,13 @@ struct wheel_storage {
 /// next_due(), any 64-bit due time. A drop-in alternative to heap_timers.
 class wheel_timers {
   using storage = detail::wheel_storage;
-  static constexpr unsigned level_bits = storage::level_bits;
   static constexpr unsigned levels = storage::levels;
-  static constexpr unsigned words = storage::words_per_level;
+  static constexpr unsigned words = storage::slot_count / 64;  // occupancy bitmap words
+  static constexpr unsigned up = storage::level0_slots;        // first slot of level 1
   static constexpr std::uint32_t overdue_index = UINT32_MAX;
+  static constexpr std::uint32_t refined_flag = std::uint32_t{1} << 31;  // store_index: position in refined_
+  static constexpr std::uint32_t no_slot = UINT32_MAX;
+  static constexpr unsigned rescan_limit = 64;  // longer stale slots get an index instead
 
  public:
   wheel_timers() noexcept = default;
@@ -3416,12 +3465,11 @@ class wheel_timers {
   void insert(timer_node& n) {
     if (!store_) [[unlikely]]
       store_ = std::make_unique<storage>();
-    ++size_;
-    if (n.due < cur_) [[unlikely]] {
+    if (n.due < cur_) [[unlikely]]
       insert_overdue(n);
-      return;
-    }
-    place(n);
+    else
+      place(n);
+    ++size_;
   }
 
   /// Removes n (which is in the store).
@@ -3432,12 +3480,16 @@ class wheel_timers {
       overdue_ = unlink(overdue_, n);
       return;
     }
+    if (idx & refined_flag) [[unlikely]] {
+      erase_refined(n);
+      return;
+    }
     timer_node*& head = store_->head[idx];
     head = unlink(head, n);
     if (head == nullptr) {
       clear_bit(idx);
-    } else if (idx >= storage::slots_per_level && n.due == store_->min_due[idx] && !is_stale(idx)) {
-      if (--store_->min_count[idx] == 0) set_stale(idx);
+    } else if (idx >= up && n.due == store_->min_due[idx - up] && !is_stale(idx)) {
+      if (--store_->min_count[idx - up] == 0) set_stale(idx);
     }
   }
 
@@ -3463,12 +3515,15 @@ class wheel_timers {
         return nullptr;
       }
       cur_ = start;
-      const unsigned idx = k * storage::slots_per_level + s;
+      const unsigned idx = storage::first_slot(k) + s;
       if (k == 0) {
         timer_node*& head = store_->head[idx];
         timer_node* n = head;
         head = unlink(head, *n);
-        if (head == nullptr) clear_bit(idx);
+        if (head == nullptr)
+          clear_bit(idx);
+        else
+          detail::wheel_prefetch(head);  // the next pop's timer: fetched while this one's callback runs
         --size_;
         return n;
       }
@@ -3484,9 +3539,10 @@ class wheel_timers {
     const unsigned k = static_cast<unsigned>(std::countr_zero(level_mask_));
     const unsigned s = lowest_slot(k);
     if (k == 0) return slot_start(0, s);
-    const unsigned idx = k * storage::slots_per_level + s;
-    if (is_stale(idx)) rescan(idx);
-    return store_->min_due[idx];
+    const unsigned idx = storage::first_slot(k) + s;
+    if (idx == refined_idx_) return refined_.front().due;
+    if (is_stale(idx) && !rescan(idx)) return refine(idx);
+    return store_->min_due[idx - up];
   }
 
   /// Number of timers in the store.
@@ -3504,15 +3560,16 @@ class wheel_timers {
 
   /// First due time of level k slot s, relative to cur_.
   [[nodiscard]] std::uint64_t slot_start(unsigned k, unsigned s) const noexcept {
-    return (cur_ & ~below(level_bits * (k + 1))) | (std::uint64_t{s} << (level_bits * k));
+    return (cur_ & ~below(storage::shift(k) + storage::width(k))) | (std::uint64_t{s} << storage::shift(k));
   }
 
   /// Links n (due >= cur_) into its slot, keeping the slot in seq order.
-  void place(timer_node& n) noexcept {
+  void place(timer_node& n) {
     const std::uint64_t diff = n.due ^ cur_;
-    const unsigned k = static_cast<unsigned>(std::bit_width(diff | 1) - 1) / level_bits;
-    const unsigned s = static_cast<unsigned>(n.due >> (level_bits * k)) & (storage::slots_per_level - 1);
-    const unsigned idx = k * storage::slots_per_level + s;
+    const unsigned b = static_cast<unsigned>(std::bit_width(diff | 1) - 1);  // highest differing bit
+    const unsigned k = b < storage::level0_bits ? 0 : 1 + (b - storage::level0_bits) / storage::level_bits;
+    const unsigned s = static_cast<unsigned>(n.due >> storage::shift(k)) & ((1u << storage::width(k)) - 1);
+    const unsigned idx = storage::first_slot(k) + s;
     n.store_index = idx;
     timer_node*& head = store_->head[idx];
     if (head == nullptr) {
@@ -3520,27 +3577,39 @@ class wheel_timers {
       head = &n;
       set_bit(idx);
       if (k != 0) {
-        store_->min_due[idx] = n.due;
-        store_->min_count[idx] = 1;
+        store_->min_due[idx - up] = n.due;
+        store_->min_count[idx - up] = 1;
         clear_stale(idx);
       }
       return;
     }
+    if (idx == refined_idx_) [[unlikely]] {
+      // Only from insert() (a cascade never targets the earliest slot); the
+      // one allocation comes first, so a bad_alloc leaves everything as it was.
+      refined_.push_back(refined_entry{n.due, &n});
+      link_sorted(head, n);
+      refined_up(refined_.size() - 1, refined_.back());
+      return;
+    }
     link_sorted(head, n);
     if (k != 0) {
-      std::uint64_t& m = store_->min_due[idx];
+      std::uint64_t& m = store_->min_due[idx - up];
       if (n.due < m) {  // also repairs a stale minimum: n is the earliest now
         m = n.due;
-        store_->min_count[idx] = 1;
+        store_->min_count[idx - up] = 1;
         clear_stale(idx);
       } else if (n.due == m && !is_stale(idx)) {
-        ++store_->min_count[idx];
+        ++store_->min_count[idx - up];
       }
     }
   }
 
   /// Re-places every timer of a higher slot relative to cur_ (== the slot's start).
   void cascade(unsigned idx) noexcept {
+    if (idx == refined_idx_) {  // every node gets a new store_index below
+      refined_idx_ = no_slot;
+      refined_.clear();
+    }
     timer_node* n = store_->head[idx];
     store_->head[idx] = nullptr;
     clear_bit(idx);
@@ -3614,42 +3683,66 @@ class wheel_timers {
 
   // -- occupancy bitmaps ---------------------------------------------------------
 
+  // Level 0's 64 words have a summary word (bit w: word w is non-zero);
+  // a higher level's 4 words are scanned directly.
+
   void set_bit(unsigned idx) noexcept {
-    const unsigned k = idx / storage::slots_per_level;
-    bits_[idx / 64] |= std::uint64_t{1} << (idx % 64);
-    level_mask_ |= 1u << k;
+    const unsigned w = idx / 64;
+    bits_[w] |= std::uint64_t{1} << (idx % 64);
+    if (idx < up) {
+      summary0_ |= std::uint64_t{1} << w;
+      level_mask_ |= 1u;
+    } else {
+      level_mask_ |= 1u << storage::level_of(idx);
+    }
   }
 
   void clear_bit(unsigned idx) noexcept {
-    const unsigned k = idx / storage::slots_per_level;
-    bits_[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
-    const std::uint64_t* w = &bits_[k * words];
-    if ((w[0] | w[1] | w[2] | w[3]) == 0) level_mask_ &= ~(1u << k);
+    const unsigned w = idx / 64;
+    bits_[w] &= ~(std::uint64_t{1} << (idx % 64));
+    if (idx < up) {
+      if (bits_[w] == 0) {
+        summary0_ &= ~(std::uint64_t{1} << w);
+        if (summary0_ == 0) level_mask_ &= ~1u;
+      }
+    } else {
+      const unsigned k = storage::level_of(idx);
+      const std::uint64_t* l = &bits_[storage::first_slot(k) / 64];
+      if ((l[0] | l[1] | l[2] | l[3]) == 0) level_mask_ &= ~(1u << k);
+    }
   }
 
+  /// The lowest occupied slot of (non-empty) level k, as a digit of that level.
   [[nodiscard]] unsigned lowest_slot(unsigned k) const noexcept {
-    const std::uint64_t* w = &bits_[k * words];
+    if (k == 0) {
+      const unsigned w = static_cast<unsigned>(std::countr_zero(summary0_));
+      return w * 64 + static_cast<unsigned>(std::countr_zero(bits_[w]));
+    }
+    const std::uint64_t* l = &bits_[storage::first_slot(k) / 64];
     unsigned i = 0;
-    while (w[i] == 0) ++i;  // level k is non-empty
-    return i * 64 + static_cast<unsigned>(std::countr_zero(w[i]));
+    while (l[i] == 0) ++i;
+    return i * 64 + static_cast<unsigned>(std::countr_zero(l[i]));
   }
 
   void set_stale(unsigned idx) noexcept {
-    store_->stale[idx / 64] |= std::uint64_t{1} << (idx % 64);
+    store_->stale[(idx - up) / 64] |= std::uint64_t{1} << ((idx - up) % 64);
   }
   void clear_stale(unsigned idx) noexcept {
-    store_->stale[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+    store_->stale[(idx - up) / 64] &= ~(std::uint64_t{1} << ((idx - up) % 64));
   }
   [[nodiscard]] bool is_stale(unsigned idx) const noexcept {
-    return (store_->stale[idx / 64] >> (idx % 64)) & 1;
+    return (store_->stale[(idx - up) / 64] >> ((idx - up) % 64)) & 1;
   }
 
   /// Recomputes a higher slot's minimum due (after its minimum was erased).
-  void rescan(unsigned idx) const noexcept {
+  /// With a limit, gives up (false) on slots longer than rescan_limit.
+  bool rescan(unsigned idx, bool limited = true) const noexcept {
     const timer_node* head = store_->head[idx];
     std::uint64_t m = head->due;
     std::uint32_t count = 1;
+    unsigned seen = 1;
     for (const timer_node* n = head->store_next; n != head; n = n->store_next) {
+      if (limited && ++seen > rescan_limit) return false;
       if (n->due < m) {
         m = n->due;
         count = 1;
@@ -3657,9 +3750,110 @@ class wheel_timers {
         ++count;
       }
     }
-    store_->min_due[idx] = m;
-    store_->min_count[idx] = count;
-    store_->stale[idx / 64] &= ~(std::uint64_t{1} << (idx % 64));
+    store_->min_due[idx - up] = m;
+    store_->min_count[idx - up] = count;
+    store_->stale[(idx - up) / 64] &= ~(std::uint64_t{1} << ((idx - up) % 64));
+    return true;
+  }
+
+  // -- the refined slot --------------------------------------------------------
+  // When the earliest slot is a long higher-level slot whose minimum was
+  // erased, rescanning it before every blocking poll would cost O(slot) each
+  // time (say, idle timeouts refreshed in the order they were set, which
+  // always clears the earliest). Instead that one slot gets a binary min-heap
+  // of its due times, built once in O(slot): its minimum is then exact at
+  // O(log slot) per insert and erase into that slot, until it cascades.
+  // Its nodes keep their place in the slot's list (order is untouched) and
+  // carry their heap position in store_index.
+
+  struct refined_entry {
+    std::uint64_t due;
+    timer_node* node;
+  };
+
+  /// Builds the refined index of slot idx and returns its minimum due.
+  std::uint64_t refine(unsigned idx) const noexcept {
+    if (refined_idx_ != no_slot) unrefine();
+    timer_node* head = store_->head[idx];
+    try {
+      refined_.clear();
+      timer_node* n = head;
+      do {
+        refined_.push_back(refined_entry{n->due, n});
+        n = n->store_next;
+      } while (n != head);
+    } catch (const std::bad_alloc&) {
+      refined_.clear();
+      rescan(idx, false);  // no memory for an index: scan the whole slot
+      return store_->min_due[idx - up];
+    }
+    for (std::size_t i = refined_.size() / 2; i-- > 0;) refined_down(i, refined_[i]);
+    for (std::size_t i = 0; i < refined_.size(); ++i)
+      refined_[i].node->store_index = refined_flag | static_cast<std::uint32_t>(i);
+    refined_idx_ = idx;
+    return refined_.front().due;
+  }
+
+  /// Drops the refined index. The slot's stale mark (set when it was refined,
+  /// never cleared while refined) makes the next look rescan it.
+  void unrefine() const noexcept {
+    const unsigned idx = refined_idx_;
+    refined_idx_ = no_slot;
+    refined_.clear();
+    timer_node* head = store_->head[idx];
+    timer_node* n = head;
+    do {
+      n->store_index = idx;
+      n = n->store_next;
+    } while (n != head);
+  }
+
+  void erase_refined(timer_node& n) noexcept {
+    const unsigned idx = refined_idx_;
+    timer_node*& head = store_->head[idx];
+    head = unlink(head, n);
+    if (head == nullptr) {
+      clear_bit(idx);
+      refined_idx_ = no_slot;
+      refined_.clear();
+      return;
+    }
+    const std::size_t i = n.store_index & ~refined_flag;
+    const refined_entry last = refined_.back();
+    refined_.pop_back();
+    if (i == refined_.size()) return;
+    if (i > 0 && last.due < refined_[(i - 1) / 2].due)
+      refined_up(i, last);
+    else
+      refined_down(i, last);
+  }
+
+  void refined_set(std::size_t i, const refined_entry& e) const noexcept {
+    refined_[i] = e;
+    e.node->store_index = refined_flag | static_cast<std::uint32_t>(i);
+  }
+
+  void refined_up(std::size_t i, const refined_entry e) const noexcept {
+    while (i > 0) {
+      const std::size_t parent = (i - 1) / 2;
+      if (!(e.due < refined_[parent].due)) break;
+      refined_set(i, refined_[parent]);
+      i = parent;
+    }
+    refined_set(i, e);
+  }
+
+  void refined_down(std::size_t i, const refined_entry e) const noexcept {
+    const std::size_t n = refined_.size();
+    for (;;) {
+      std::size_t c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && refined_[c + 1].due < refined_[c].due) ++c;
+      if (!(refined_[c].due < e.due)) break;
+      refined_set(i, refined_[c]);
+      i = c;
+    }
+    refined_set(i, e);
   }
 
   void swap(wheel_timers& o) noexcept {
@@ -3669,7 +3863,10 @@ class wheel_timers {
     swap(cur_, o.cur_);
     swap(size_, o.size_);
     swap(level_mask_, o.level_mask_);
-    for (unsigned i = 0; i < levels * words; ++i) swap(bits_[i], o.bits_[i]);
+    swap(summary0_, o.summary0_);
+    for (unsigned i = 0; i < words; ++i) swap(bits_[i], o.bits_[i]);
+    swap(refined_, o.refined_);
+    swap(refined_idx_, o.refined_idx_);
   }
 
   std::unique_ptr<storage> store_;  ///< slots, allocated on first insert
@@ -3677,7 +3874,10 @@ class wheel_timers {
   std::uint64_t cur_ = 0;           ///< position: timers with due < cur_ were all popped
   std::size_t size_ = 0;
   std::uint32_t level_mask_ = 0;                   ///< bit k: level k has an occupied slot
-  std::uint64_t bits_[levels * words] = {};        ///< occupied slots, 256 bits per level
+  std::uint64_t summary0_ = 0;                     ///< bit w: bits_[w] (level 0) is non-zero
+  std::uint64_t bits_[words] = {};                 ///< occupied slots
+  mutable std::vector<refined_entry> refined_;     ///< heap of the refined slot's due times
+  mutable std::uint32_t refined_idx_ = no_slot;    ///< the refined slot, if any
 };
 
 static_assert(timer_store<wheel_timers>);
@@ -3917,10 +4117,13 @@ class epoll_backend {
 
   bool cancel(operation& op) {
     if (!op.submitted) return true;
-    epoll_event ev{};
-    // Fails harmlessly when the user already closed the descriptor.
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, static_cast<int>(op.fd), &ev);
-    fds_[static_cast<std::size_t>(op.fd)].poll_op = nullptr;
+    fd_state& state = fds_[static_cast<std::size_t>(op.fd)];
+    if (state.poll_op == &op) {
+      epoll_event ev{};
+      // Fails harmlessly when the user already closed the descriptor.
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, static_cast<int>(op.fd), &ev);
+      state.poll_op = nullptr;
+    }
     op.submitted = false;
     --watched_;
     return true;
@@ -4052,14 +4255,22 @@ static_assert(executor<inline_executor>);
 //   batch; their `after` callbacks run in the poll phase.
 // - cancel() takes a request out of the queue if no worker has picked it up
 //   (libuv's uv_cancel); a request that runs or ran gives
-//   device_or_resource_busy. The request's `state` atomic, changed only under
-//   the pool's mutex while the request is queued, decides the race.
+//   device_or_resource_busy. The request's `state` atomic, changed only while
+//   the pool's lock is held as long as the request is queued, decides the race.
 // - Destroying the executor (the loop) drops queued requests without running
 //   them, waits for the running ones and joins every worker.
+//
+// How it is fast: submit() takes no lock. It pushes the request on a
+// lock-free stack (one compare-and-swap) that workers take over whole, and
+// wakes a sleeping worker only if none is already waking; a worker that finds
+// more work than it can take passes the wakeup on. So a burst of requests
+// costs the loop thread a few atomic operations each and a handful of system
+// calls in all, instead of one futex wake per request.
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
 // #include <phaseloop/inbox.hpp>  (inlined above)
 
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <cstddef>
@@ -4120,46 +4331,52 @@ class thread_pool_executor {
     for (std::thread& t : threads_) t.join();
   }
 
-  /// Queue `r` for a worker. Starts the workers on first use. If no thread
-  /// can be started at all, the request runs at once on this thread (as the
-  /// inline executor would) and is still delivered through the inbox.
+  /// Queue `r` for a worker (loop thread only). Starts the workers on first
+  /// use. If no thread can be started at all, the request runs at once on
+  /// this thread (as the inline executor would) and is still delivered
+  /// through the inbox.
   void submit(work_request& r) {
-    bool wake = false;
-    bool no_workers = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (!started_) {
-        started_ = true;
-        start_threads();
-      }
-      if (threads_.empty()) {
-        no_workers = true;
-      } else {
-        r.state.store(queued, std::memory_order_relaxed);
-        if (r.kind == work_kind::slow) {
-          slow_.push(r);
-          wake = idle_ > 0 && slow_running_ < slow_limit_;
-        } else {
-          fast_.push(r);
-          wake = idle_ > 0;
-        }
-      }
+    if (!started_) start_threads();
+    if (threads_.empty()) {
+      run(r);
+      return;
     }
-    if (wake) wake_.notify_one();
-    if (no_workers) run(r);
+    r.state.store(queued, std::memory_order_relaxed);
+    r.next = submitted_.load(std::memory_order_relaxed);
+    while (!submitted_.compare_exchange_weak(r.next, &r, std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) {
+    }
+    // Pairs with a worker's "count myself idle, then look at submitted_".
+    if (idle_.load(std::memory_order_seq_cst) > 0) wake_one();
   }
 
   /// {} when `r` was still queued: it is taken out and will never run (the
   /// loop delivers it as cancelled). device_or_resource_busy when a worker
   /// has picked it up, it finished, or it was cancelled before.
-  /// O(queued requests of its kind): a walk of the queue under the lock.
+  /// O(queued requests): a walk of the queues under the pool's lock.
   std::error_code cancel(work_request& r) noexcept {
     const auto busy = std::make_error_code(std::errc::device_or_resource_busy);
     if (r.state.load(std::memory_order_acquire) != queued) return busy;
     std::lock_guard lock(mutex_);
     if (r.state.load(std::memory_order_relaxed) != queued) return busy;
-    const bool removed = (r.kind == work_kind::slow ? slow_ : fast_).remove(r);
+    bool removed = (r.kind == work_kind::slow ? slow_ : fast_).remove(r);
+    if (!removed) {
+      // Still on the submitted stack. Workers take it only under mutex_ and
+      // only this thread pushes, so it holds still while we edit it.
+      work_request* prev = nullptr;
+      for (work_request* it = submitted_.load(std::memory_order_acquire); it != nullptr;
+           prev = it, it = it->next) {
+        if (it != &r) continue;
+        if (prev != nullptr)
+          prev->next = it->next;
+        else
+          submitted_.store(it->next, std::memory_order_release);
+        removed = true;
+        break;
+      }
+    }
     if (!removed) return busy;  // not ours; cannot happen for a request we queued
+    r.next = nullptr;
     r.state.store(cancelled, std::memory_order_relaxed);
     return {};
   }
@@ -4170,11 +4387,8 @@ class thread_pool_executor {
   /// How many slow requests may run at once: (size() + 1) / 2.
   [[nodiscard]] std::size_t slow_limit() const noexcept { return slow_limit_; }
 
-  /// Workers started so far (0 until the first submit).
-  [[nodiscard]] std::size_t threads_started() const {
-    std::lock_guard lock(mutex_);
-    return threads_.size();
-  }
+  /// Workers started so far (0 until the first submit). Loop thread only.
+  [[nodiscard]] std::size_t threads_started() const noexcept { return threads_.size(); }
 
  private:
   /// Values of work_request::state while this executor owns a request. The
@@ -4217,9 +4431,10 @@ class thread_pool_executor {
     }
   };
 
-  // Called with mutex_ held. Workers inherit a fully blocked signal mask, so
-  // process signals go to threads that want them (the loop's), never to a worker.
+  // Loop thread. Workers inherit a fully blocked signal mask, so process
+  // signals go to threads that want them (the loop's), never to a worker.
   void start_threads() {
+    started_ = true;
 #if !defined(_WIN32)
     sigset_t all;
     sigset_t old;
@@ -4237,6 +4452,19 @@ class thread_pool_executor {
 #endif
   }
 
+  // Wake one sleeping worker unless one is already on its way (any thread
+  // but a worker holding mutex_). Decided under mutex_: a worker counted in
+  // sleepers_ is inside wait(), so the notification finds it.
+  void wake_one() {
+    if (waking_.load(std::memory_order_acquire)) return;
+    {
+      std::lock_guard lock(mutex_);
+      if (sleepers_ == 0 || waking_.load(std::memory_order_relaxed)) return;
+      waking_.store(true, std::memory_order_release);
+    }
+    wake_.notify_one();
+  }
+
   // Run a request and hand it to the loop. After deliver() the request
   // belongs to the loop again and may be reused at once: not touched here.
   void run(work_request& r) noexcept {
@@ -4250,27 +4478,71 @@ class thread_pool_executor {
     inbox_->deliver(r);
   }
 
+  // mutex_ held: move the submitted stack, oldest first, to the queues.
+  void take_submitted() noexcept {
+    work_request* stack = submitted_.exchange(nullptr, std::memory_order_acquire);
+    work_request* fifo = nullptr;
+    while (stack != nullptr) {  // the stack is newest first: reverse it
+      work_request* next = stack->next;
+      stack->next = fifo;
+      fifo = stack;
+      stack = next;
+    }
+    while (fifo != nullptr) {
+      work_request* next = fifo->next;
+      (fifo->kind == work_kind::slow ? slow_ : fast_).push(*fifo);
+      fifo = next;
+    }
+  }
+
+  // mutex_ held: the next request this worker may run, or nullptr.
+  work_request* take(bool& slow) noexcept {
+    for (int pass = 0; pass < 2; ++pass) {
+      if (slow_running_ < slow_limit_) {
+        if (work_request* r = slow_.pop()) {
+          slow = true;
+          return r;
+        }
+      }
+      if (work_request* r = fast_.pop()) {
+        slow = false;
+        return r;
+      }
+      if (pass == 0) take_submitted();
+    }
+    return nullptr;
+  }
+
+  // mutex_ held: whether work waits that an idle worker could take.
+  bool more_work() const noexcept {
+    return !fast_.empty() || (!slow_.empty() && slow_running_ < slow_limit_);
+  }
+
   void worker() {
     std::unique_lock lock(mutex_);
     for (;;) {
       if (stopping_) return;
-      work_request* r = nullptr;
       bool slow = false;
-      if (slow_running_ < slow_limit_ && (r = slow_.pop()) != nullptr) {
-        slow = true;
-        ++slow_running_;
-      } else {
-        r = fast_.pop();
-      }
+      work_request* r = take(slow);
       if (r == nullptr) {
-        ++idle_;
-        wake_.wait(lock);
-        --idle_;
+        // Count myself idle, then look once more: a submit either pushed
+        // before the look (seen here) or sees the count and wakes a worker.
+        idle_.fetch_add(1, std::memory_order_seq_cst);
+        if (submitted_.load(std::memory_order_seq_cst) == nullptr && !stopping_) {
+          ++sleepers_;
+          wake_.wait(lock);
+          --sleepers_;
+          waking_.store(false, std::memory_order_release);  // whoever was notified is up
+        }
+        idle_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
       // Under the lock: from here on cancel() sees the request as running.
       r->state.store(running, std::memory_order_relaxed);
+      if (slow) ++slow_running_;
+      const bool pass_on = more_work() && idle_.load(std::memory_order_relaxed) > 0;
       lock.unlock();
+      if (pass_on) wake_one();
       run(*r);
       lock.lock();
       if (slow) --slow_running_;
@@ -4281,15 +4553,26 @@ class thread_pool_executor {
   const std::size_t size_;
   const std::size_t slow_limit_;
 
-  mutable std::mutex mutex_;
+  // Loop thread only.
+  bool started_ = false;  // start_threads() was tried
+  std::vector<std::thread> threads_;
+
+  // Shared. submitted_: requests submit() pushed since the workers last
+  // looked, newest first. idle_: workers that found nothing to do and may be
+  // asleep. waking_: a sleeper has been notified and has not woken yet (set
+  // under mutex_).
+  std::atomic<work_request*> submitted_{nullptr};
+  std::atomic<std::size_t> idle_{0};
+  std::atomic<bool> waking_{false};
+
+  // Workers' side, under mutex_.
+  std::mutex mutex_;
   std::condition_variable wake_;
   request_queue fast_;
   request_queue slow_;
-  std::size_t idle_ = 0;          // workers waiting on wake_
   std::size_t slow_running_ = 0;  // slow requests running now
+  std::size_t sleepers_ = 0;      // workers inside wake_.wait()
   bool stopping_ = false;
-  bool started_ = false;          // start_threads() was tried
-  std::vector<std::thread> threads_;
 };
 
 static_assert(executor<thread_pool_executor>);
@@ -5456,12 +5739,18 @@ promise<void> append_file(Loop& loop, std::string path, std::vector<std::byte> d
 // counted) or contains a NUL gives dns::errc::bad_hostname, without calling
 // the resolver: names are never truncated.
 //
+// Promise forms (Node's dns.promises): dns::promises::lookup(loop, host,
+// options) -> promise<std::vector<lookup_address>> and
+// dns::promises::lookup_service(loop, ip, port) -> promise<service_info>;
+// they reject with std::system_error(ec).
+//
 // POSIX only for now: on Windows this header declares nothing.
 
 #if !defined(_WIN32)
 
 // #include <phaseloop/detail/blocking_call.hpp>  (inlined above)
 // #include <phaseloop/inbox.hpp>  (inlined above)
+// #include <phaseloop/promise.hpp>  (inlined above)
 
 #include <cerrno>
 #include <cstdint>
@@ -5694,6 +5983,25 @@ auto lookup_service(Loop& loop, std::string ip, std::uint16_t port, Cb cb) {
       },
       std::move(cb));
 }
+
+/// Node's dns.promises.
+namespace promises {
+
+template <class Loop>
+promise<std::vector<lookup_address>> lookup(Loop& loop, std::string host, lookup_options options = {}) {
+  auto [p, r] = loop.template make_promise<std::vector<lookup_address>>();
+  dns::lookup(loop, std::move(host), options, std::move(r));
+  return std::move(p);
+}
+
+template <class Loop>
+promise<service_info> lookup_service(Loop& loop, std::string ip, std::uint16_t port) {
+  auto [p, r] = loop.template make_promise<service_info>();
+  dns::lookup_service(loop, std::move(ip), port, std::move(r));
+  return std::move(p);
+}
+
+}  // namespace promises
 
 }  // namespace phaseloop::dns
 
