@@ -4,7 +4,8 @@
 //
 //   auto p = loop.resolved(1).then([](int v) { return v + 1; });     // Promise.resolve(1).then(...)
 //   promise<int> q(loop, [](auto resolve, auto reject) { resolve(42); });   // new Promise(...)
-//   auto [r, settle] = loop.make_promise<std::string>();             // Promise.withResolvers()
+//   auto [s, resolve] = loop.make_promise<std::string>();            // Promise.withResolvers()
+//   all(loop, std::vector{p, q}); all(p, s); all_settled, any, race    // the combinators
 //
 //   promise<int> add_later(test_loop& loop, int a) {                 // an async function
 //     co_await loop.delay(10ms);                                     // await
@@ -35,11 +36,13 @@
 // std::system_error(ec). A promise still rejected with no handler when a
 // checkpoint's queues are empty goes to loop.on_unhandled_rejection(handler);
 // with no handler, to the uncaught-exception path (loop.on_uncaught_exception,
-// else run() throws), as Node >= 15 does.
+// else run() throws), as Node >= 15 does. (The check runs as the loop's
+// drain hook, loop_core::set_drain_hook: setting another hook replaces it.)
 //
 // Promise forms of I/O (for module authors). make_promise<T>() gives a
-// promise and its resolver<T>: a copyable one-pointer handle that fits any
-// callback's inline buffer and is itself an err-first callback:
+// promise and its resolver<T> (in generic code, make_promise<T>(loop) saves
+// writing loop.template make_promise<T>()): a copyable one-pointer handle that
+// fits any callback's inline buffer and is itself an err-first callback:
 //
 //   template <class Loop>
 //   promise<std::string> read_file(Loop& loop, std::string path) {
@@ -62,7 +65,7 @@
 // outlive the loop only as inert handles: do not settle or chain them after
 // the loop is gone. A coroutine finds its loop among its arguments (a loop
 // reference or pointer), else it uses the newest live loop constructed on the
-// calling thread.
+// calling thread (so construct and destroy a loop on the same thread).
 //
 // Compiler note: GCC 12 miscompiles a lambda with non-trivial captures (a
 // std::string by copy, say) written inside a co_await expression, in any
