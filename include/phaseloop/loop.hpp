@@ -51,9 +51,14 @@ inline constexpr std::chrono::milliseconds max_timer_delay{2147483647};
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 class basic_loop : public loop_core {
+  using timer_callback = detail::unique_function<void(), 3 * sizeof(void*)>;
+
+  // Laid out tight: a million live timers are a million of these. The
+  // pool_slot fills the padding after timer_node, and a timer's callback has
+  // a 24-byte inline buffer (three pointers) instead of the usual 32.
   struct timer_record : timer_node, detail::pool_slot {
-    callback fn;
     std::uint32_t delay = 1;  // ms, for refresh and re-arming
+    timer_callback fn;
     bool repeat = false;
     bool refed = true;
     bool armed = false;    // in the timer store
@@ -427,15 +432,17 @@ class basic_loop : public loop_core {
   // ---------------------------------------------------------------- timers
 
   /// Run `cb` once after `delay` (Node's setTimeout).
-  template <class Rep, class Period>
-  timer_handle set_timeout(callback cb, std::chrono::duration<Rep, Period> delay) {
-    return start_timer(std::move(cb), delay, false);
+  template <class F, class Rep, class Period>
+    requires std::is_invocable_v<std::decay_t<F>&>
+  timer_handle set_timeout(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return start_timer(std::forward<F>(cb), delay, false);
   }
 
   /// Run `cb` every `delay` until cleared (Node's setInterval).
-  template <class Rep, class Period>
-  timer_handle set_interval(callback cb, std::chrono::duration<Rep, Period> delay) {
-    return start_timer(std::move(cb), delay, true);
+  template <class F, class Rep, class Period>
+    requires std::is_invocable_v<std::decay_t<F>&>
+  timer_handle set_interval(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return start_timer(std::forward<F>(cb), delay, true);
   }
 
   /// Cancel a timer; safe on fired, cleared and default-constructed handles.
@@ -562,11 +569,11 @@ class basic_loop : public loop_core {
  private:
   // ----------------------------------------------------------- timer logic
 
-  template <class Rep, class Period>
-  timer_handle start_timer(callback cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
+  template <class F, class Rep, class Period>
+  timer_handle start_timer(F&& cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
     const std::uint32_t index = timers_.acquire();
     timer_record& r = timers_[index];
-    r.fn = std::move(cb);
+    r.fn = std::forward<F>(cb);
     r.delay = clamp_delay(delay);
     r.repeat = repeat;
     r.refed = true;
@@ -622,7 +629,7 @@ class basic_loop : public loop_core {
   }
 
   void release_timer(timer_record& r) {
-    callback dropped = std::move(r.fn);  // destroyed after the slot is free
+    timer_callback dropped = std::move(r.fn);  // destroyed after the slot is free
     timers_.release(r.slot_index());
   }
 

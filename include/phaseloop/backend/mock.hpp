@@ -29,7 +29,12 @@ class mock_backend {
     std::lock_guard lock(mutex_);
     return now_;
   }
-  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept { return now(); }
+  /// Virtual nanoseconds; wraps past 2^63 ns (about 2^43 ms of virtual
+  /// uptime), which is harmless because only differences are used.
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
+    const auto ms = static_cast<std::uint64_t>(now().count());
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(ms * 1000000u));
+  }
 
   std::error_code submit(operation& op) {
     if (op.fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
