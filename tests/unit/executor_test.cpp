@@ -2,6 +2,7 @@
 // size, lazy start, slow-work cap, cancellation and shutdown.
 #include "support.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -227,6 +228,53 @@ TEST_CASE("a queued request is cancelled with operation_canceled; a running one 
   CHECK(loop.cancel(first) == std::errc::invalid_argument);  // finished: a stale handle
   CHECK(loop.cancel(second) == std::errc::invalid_argument);
   CHECK_FALSE(loop.alive());
+}
+
+TEST_CASE("cancel finds a queued request wherever it waits: newest, middle, oldest, taken over",
+          "[executor]") {
+  // Two workers, both blocked: Z and W were taken over by the second worker
+  // (they wait in the pool's queue); the rest stay where submit() put them.
+  pool_loop loop(loop_options{.executor = {.threads = 2}});
+  gate release;
+  std::atomic<int> started{0};
+  std::vector<std::string> ran;
+  std::mutex ran_mutex;
+  std::vector<std::string> results;
+  auto job = [&](std::string name, bool block) {
+    return loop.queue_work(
+        [&, name, block] {
+          if (block) {
+            started.fetch_add(1);
+            release.wait();
+          }
+          std::lock_guard lock(ran_mutex);
+          ran.push_back(name);
+        },
+        [&, name](std::error_code ec) { results.push_back(name + (ec ? ":cancelled" : ":ok")); });
+  };
+  job("X", true);
+  REQUIRE(eventually([&] { return started.load() == 1; }));
+  auto y = job("Y", true);
+  auto z = job("Z", false);
+  auto w = job("W", false);
+  REQUIRE(eventually([&] { return started.load() == 2; }));  // the second worker took Y (and Z, W)
+  auto a = job("A", false);
+  auto b = job("B", false);
+  auto c = job("C", false);
+  CHECK(loop.cancel(y) == std::errc::device_or_resource_busy);
+  CHECK_FALSE(loop.cancel(w));  // in the pool's queue, last
+  CHECK_FALSE(loop.cancel(c));  // submitted last (top of the submitted stack)
+  CHECK_FALSE(loop.cancel(a));  // submitted first of the three
+  CHECK(loop.cancel(a) == std::errc::device_or_resource_busy);
+  release.open();
+  loop.run();
+  std::sort(ran.begin(), ran.end());
+  CHECK(ran == std::vector<std::string>{"B", "X", "Y", "Z"});
+  std::sort(results.begin(), results.end());
+  CHECK(results == std::vector<std::string>{"A:cancelled", "B:ok", "C:cancelled", "W:cancelled", "X:ok",
+                                            "Y:ok", "Z:ok"});
+  (void)z;
+  (void)b;
 }
 
 TEST_CASE("the inline executor cannot cancel: its work has always run", "[executor]") {
