@@ -12,8 +12,8 @@ async function first() {
   log('first after sleep 5 ' + w);
 }
 async function second() {
-  await sleep(60);
-  log('second after sleep 60');
+  await sleep(200);
+  log('second after sleep 200');
 }
 first();
 second();
