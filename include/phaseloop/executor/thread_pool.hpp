@@ -215,11 +215,14 @@ class thread_pool_executor {
   // but a worker holding mutex_). Decided under mutex_: a worker counted in
   // sleepers_ is inside wait(), so the notification finds it.
   void wake_one() {
-    if (waking_.load(std::memory_order_acquire)) return;
+    // seq_cst throughout: if a sleeper is already being woken, it clears
+    // waking_ after this load and only then takes the submitted stack, so it
+    // sees what the caller pushed before calling.
+    if (waking_.load(std::memory_order_seq_cst)) return;
     {
       std::lock_guard lock(mutex_);
-      if (sleepers_ == 0 || waking_.load(std::memory_order_relaxed)) return;
-      waking_.store(true, std::memory_order_release);
+      if (sleepers_ == 0 || waking_.load(std::memory_order_seq_cst)) return;
+      waking_.store(true, std::memory_order_seq_cst);
     }
     wake_.notify_one();
   }
@@ -239,7 +242,7 @@ class thread_pool_executor {
 
   // mutex_ held: move the submitted stack, oldest first, to the queues.
   void take_submitted() noexcept {
-    work_request* stack = submitted_.exchange(nullptr, std::memory_order_acquire);
+    work_request* stack = submitted_.exchange(nullptr, std::memory_order_seq_cst);
     work_request* fifo = nullptr;
     while (stack != nullptr) {  // the stack is newest first: reverse it
       work_request* next = stack->next;
@@ -291,7 +294,7 @@ class thread_pool_executor {
           ++sleepers_;
           wake_.wait(lock);
           --sleepers_;
-          waking_.store(false, std::memory_order_release);  // whoever was notified is up
+          waking_.store(false, std::memory_order_seq_cst);  // whoever was notified is up
         }
         idle_.fetch_sub(1, std::memory_order_relaxed);
         continue;
