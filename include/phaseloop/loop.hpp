@@ -355,6 +355,9 @@ class basic_loop : public loop_core {
   basic_loop& operator=(const basic_loop&) = delete;
 
   ~basic_loop() {
+    // Queued callbacks, promises and coroutine frames go first, while the
+    // loop they may refer to (keep_alive tokens, handles) is still whole.
+    release_tasks();
     // Handles the user still holds become empty; pending callbacks are
     // destroyed without running.
     handles_.for_each_live([](std::uint32_t, handle_record& r) {

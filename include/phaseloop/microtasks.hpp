@@ -115,9 +115,17 @@ class loop_core {
   }
 
  protected:
+  /// Drop every queued tick and microtask and free pending promises and
+  /// suspended coroutines. A loop calls this first in its destructor, while
+  /// everything those callbacks and frames may still touch is alive.
+  void release_tasks() noexcept {
+    if (promises_.release != nullptr) std::exchange(promises_.release, nullptr)(*this);
+    ticks_.clear();
+    microtasks_.clear();
+  }
+
   ~loop_core() {
-    // Pending promises and suspended coroutines are freed with the loop.
-    if (promises_.release != nullptr) promises_.release(*this);
+    release_tasks();
     for (loop_core** p = &detail::thread_loop; *p != nullptr; p = &(*p)->outer_) {
       if (*p == this) {
         *p = outer_;
