@@ -619,9 +619,17 @@ class loop_core {
   }
 
  protected:
+  /// Drop every queued tick and microtask and free pending promises and
+  /// suspended coroutines. A loop calls this first in its destructor, while
+  /// everything those callbacks and frames may still touch is alive.
+  void release_tasks() noexcept {
+    if (promises_.release != nullptr) std::exchange(promises_.release, nullptr)(*this);
+    ticks_.clear();
+    microtasks_.clear();
+  }
+
   ~loop_core() {
-    // Pending promises and suspended coroutines are freed with the loop.
-    if (promises_.release != nullptr) promises_.release(*this);
+    release_tasks();
     for (loop_core** p = &detail::thread_loop; *p != nullptr; p = &(*p)->outer_) {
       if (*p == this) {
         *p = outer_;
@@ -792,9 +800,14 @@ inline constexpr std::chrono::milliseconds max_timer_delay{2147483647};
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 class basic_loop : public loop_core {
+  using timer_callback = detail::unique_function<void(), 3 * sizeof(void*)>;
+
+  // Laid out tight: a million live timers are a million of these. The
+  // pool_slot fills the padding after timer_node, and a timer's callback has
+  // a 24-byte inline buffer (three pointers) instead of the usual 32.
   struct timer_record : timer_node, detail::pool_slot {
-    callback fn;
     std::uint32_t delay = 1;  // ms, for refresh and re-arming
+    timer_callback fn;
     bool repeat = false;
     bool refed = true;
     bool armed = false;    // in the timer store
@@ -1091,6 +1104,9 @@ class basic_loop : public loop_core {
   basic_loop& operator=(const basic_loop&) = delete;
 
   ~basic_loop() {
+    // Queued callbacks, promises and coroutine frames go first, while the
+    // loop they may refer to (keep_alive tokens, handles) is still whole.
+    release_tasks();
     // Handles the user still holds become empty; pending callbacks are
     // destroyed without running.
     handles_.for_each_live([](std::uint32_t, handle_record& r) {
@@ -1168,15 +1184,17 @@ class basic_loop : public loop_core {
   // ---------------------------------------------------------------- timers
 
   /// Run `cb` once after `delay` (Node's setTimeout).
-  template <class Rep, class Period>
-  timer_handle set_timeout(callback cb, std::chrono::duration<Rep, Period> delay) {
-    return start_timer(std::move(cb), delay, false);
+  template <class F, class Rep, class Period>
+    requires std::is_invocable_v<std::decay_t<F>&>
+  timer_handle set_timeout(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return start_timer(std::forward<F>(cb), delay, false);
   }
 
   /// Run `cb` every `delay` until cleared (Node's setInterval).
-  template <class Rep, class Period>
-  timer_handle set_interval(callback cb, std::chrono::duration<Rep, Period> delay) {
-    return start_timer(std::move(cb), delay, true);
+  template <class F, class Rep, class Period>
+    requires std::is_invocable_v<std::decay_t<F>&>
+  timer_handle set_interval(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return start_timer(std::forward<F>(cb), delay, true);
   }
 
   /// Cancel a timer; safe on fired, cleared and default-constructed handles.
@@ -1303,11 +1321,11 @@ class basic_loop : public loop_core {
  private:
   // ----------------------------------------------------------- timer logic
 
-  template <class Rep, class Period>
-  timer_handle start_timer(callback cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
+  template <class F, class Rep, class Period>
+  timer_handle start_timer(F&& cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
     const std::uint32_t index = timers_.acquire();
     timer_record& r = timers_[index];
-    r.fn = std::move(cb);
+    r.fn = std::forward<F>(cb);
     r.delay = clamp_delay(delay);
     r.repeat = repeat;
     r.refed = true;
@@ -1363,7 +1381,7 @@ class basic_loop : public loop_core {
   }
 
   void release_timer(timer_record& r) {
-    callback dropped = std::move(r.fn);  // destroyed after the slot is free
+    timer_callback dropped = std::move(r.fn);  // destroyed after the slot is free
     timers_.release(r.slot_index());
   }
 
@@ -1702,7 +1720,8 @@ class basic_loop : public loop_core {
 //
 //   auto p = loop.resolved(1).then([](int v) { return v + 1; });     // Promise.resolve(1).then(...)
 //   promise<int> q(loop, [](auto resolve, auto reject) { resolve(42); });   // new Promise(...)
-//   auto [r, settle] = loop.make_promise<std::string>();             // Promise.withResolvers()
+//   auto [s, resolve] = loop.make_promise<std::string>();            // Promise.withResolvers()
+//   all(loop, std::vector{p, q}); all(p, s); all_settled, any, race    // the combinators
 //
 //   promise<int> add_later(test_loop& loop, int a) {                 // an async function
 //     co_await loop.delay(10ms);                                     // await
@@ -1733,11 +1752,13 @@ class basic_loop : public loop_core {
 // std::system_error(ec). A promise still rejected with no handler when a
 // checkpoint's queues are empty goes to loop.on_unhandled_rejection(handler);
 // with no handler, to the uncaught-exception path (loop.on_uncaught_exception,
-// else run() throws), as Node >= 15 does.
+// else run() throws), as Node >= 15 does. (The check runs as the loop's
+// drain hook, loop_core::set_drain_hook: setting another hook replaces it.)
 //
 // Promise forms of I/O (for module authors). make_promise<T>() gives a
-// promise and its resolver<T>: a copyable one-pointer handle that fits any
-// callback's inline buffer and is itself an err-first callback:
+// promise and its resolver<T> (in generic code, make_promise<T>(loop) saves
+// writing loop.template make_promise<T>()): a copyable one-pointer handle that
+// fits any callback's inline buffer and is itself an err-first callback:
 //
 //   template <class Loop>
 //   promise<std::string> read_file(Loop& loop, std::string path) {
@@ -1760,7 +1781,7 @@ class basic_loop : public loop_core {
 // outlive the loop only as inert handles: do not settle or chain them after
 // the loop is gone. A coroutine finds its loop among its arguments (a loop
 // reference or pointer), else it uses the newest live loop constructed on the
-// calling thread.
+// calling thread (so construct and destroy a loop on the same thread).
 //
 // Compiler note: GCC 12 miscompiles a lambda with non-trivial captures (a
 // std::string by copy, say) written inside a co_await expression, in any
@@ -3915,7 +3936,12 @@ class mock_backend {
     std::lock_guard lock(mutex_);
     return now_;
   }
-  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept { return now(); }
+  /// Virtual nanoseconds; wraps past 2^63 ns (about 2^43 ms of virtual
+  /// uptime), which is harmless because only differences are used.
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
+    const auto ms = static_cast<std::uint64_t>(now().count());
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(ms * 1000000u));
+  }
 
   std::error_code submit(operation& op) {
     if (op.fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
@@ -4456,11 +4482,14 @@ class thread_pool_executor {
   // but a worker holding mutex_). Decided under mutex_: a worker counted in
   // sleepers_ is inside wait(), so the notification finds it.
   void wake_one() {
-    if (waking_.load(std::memory_order_acquire)) return;
+    // seq_cst throughout: if a sleeper is already being woken, it clears
+    // waking_ after this load and only then takes the submitted stack, so it
+    // sees what the caller pushed before calling.
+    if (waking_.load(std::memory_order_seq_cst)) return;
     {
       std::lock_guard lock(mutex_);
-      if (sleepers_ == 0 || waking_.load(std::memory_order_relaxed)) return;
-      waking_.store(true, std::memory_order_release);
+      if (sleepers_ == 0 || waking_.load(std::memory_order_seq_cst)) return;
+      waking_.store(true, std::memory_order_seq_cst);
     }
     wake_.notify_one();
   }
@@ -4480,7 +4509,7 @@ class thread_pool_executor {
 
   // mutex_ held: move the submitted stack, oldest first, to the queues.
   void take_submitted() noexcept {
-    work_request* stack = submitted_.exchange(nullptr, std::memory_order_acquire);
+    work_request* stack = submitted_.exchange(nullptr, std::memory_order_seq_cst);
     work_request* fifo = nullptr;
     while (stack != nullptr) {  // the stack is newest first: reverse it
       work_request* next = stack->next;
@@ -4532,7 +4561,7 @@ class thread_pool_executor {
           ++sleepers_;
           wake_.wait(lock);
           --sleepers_;
-          waking_.store(false, std::memory_order_release);  // whoever was notified is up
+          waking_.store(false, std::memory_order_seq_cst);  // whoever was notified is up
         }
         idle_.fetch_sub(1, std::memory_order_relaxed);
         continue;
