@@ -1,5 +1,6 @@
 // Testing your own code with phaseloop's mock backend: virtual time jumps to
 // the next timer instead of sleeping, so an hour of timers runs at once.
+// phaseloop: portable (mock backend and inline executor only; built for Windows too)
 #include <phaseloop/phaseloop.hpp>
 
 #include <cstdio>

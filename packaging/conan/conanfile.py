@@ -18,6 +18,7 @@ class PhaseloopConan(ConanFile):
     version = "0.1.0"
     description = ("Node.js's event loop for C++20, header-only: timers, immediates, "
                    "nextTick, promises and I/O in Node's exact order.")
+    license = "MIT"
     homepage = "https://github.com/phaseloop/phaseloop"
     url = "https://github.com/phaseloop/phaseloop"
     topics = ("event-loop", "nodejs", "libuv", "async", "coroutines", "header-only")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # phaseloop as a package: header self-containment, the CMake install tree
 # (config, version file, header set, relocatable phaseloop.pc), and every
-# documented way to consume it (tests/package, docs/integration.md):
+# documented way to consume it (tests/package, README.md):
 # find_package on the installed (and then moved) prefix, FetchContent of the
 # checkout, add_subdirectory, pkg-config, -I single_include. Then the vcpkg
 # port and the Conan recipe, checked without vcpkg and Conan.
@@ -137,19 +137,19 @@ ln -s "$snap" "$src/third_party/phaseloop"
 consumer add_subdirectory "$src"
 [ ! -e "$b/add_subdirectory-build/third_party/phaseloop/tests" ] || fail "phaseloop built its tests as a subproject"
 
-echo "--- docs/integration.md shows each consumer project exactly"
+echo "--- README.md shows each consumer project exactly"
 for way in find_package fetchcontent add_subdirectory; do
-  python3 - "$root/docs/integration.md" "$pkg/$way/CMakeLists.txt" <<'PY' || fail "docs/integration.md lacks tests/package/$way/CMakeLists.txt verbatim"
+  python3 - "$root/README.md" "$pkg/$way/CMakeLists.txt" <<'PY' || fail "README.md lacks tests/package/$way/CMakeLists.txt verbatim"
 import sys
 doc, snippet = (open(p, encoding="utf-8").read() for p in sys.argv[1:])
 sys.exit(0 if "```cmake\n" + snippet + "```" in doc else 1)
 PY
 done
-grep -qF 'pkg-config --cflags --libs phaseloop' "$root/docs/integration.md" || fail "docs/integration.md lacks the pkg-config line"
-for v in $(grep -o -E '(phaseloop/|GIT_TAG +v)[0-9]+\.[0-9]+\.[0-9]+' "$root/docs/integration.md" | grep -o -E '[0-9.]+$'); do
-  [ "$v" = "$version" ] || fail "docs/integration.md names version $v, not $version"
+grep -qF 'pkg-config --cflags --libs phaseloop' "$root/README.md" || fail "README.md lacks the pkg-config line"
+for v in $(grep -o -E '(phaseloop/|GIT_TAG +v)[0-9]+\.[0-9]+\.[0-9]+' "$root/README.md" | grep -o -E '[0-9.]+$'); do
+  [ "$v" = "$version" ] || fail "README.md names version $v, not $version"
 done
-grep -qF -- '-I phaseloop/single_include' "$root/docs/integration.md" || fail "docs/integration.md lacks the single-header line"
+grep -qF -- '-I phaseloop/single_include' "$root/README.md" || fail "README.md lacks the single-header line"
 
 echo "--- vcpkg overlay port (packaging/vcpkg/ports/phaseloop), run without vcpkg"
 # The reference: a plain install with the options the port passes.

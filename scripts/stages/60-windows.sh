@@ -3,8 +3,7 @@
 # platform guards), and the portable tests and examples, built against
 # single_include/phaseloop.hpp alone, run under Wine.
 #
-# Portable sources: tests/unit/core_mock_test.cpp, tests/conformance/conformance_test.cpp,
-# examples/virtual_time.cpp, and every test or example .cpp with a line
+# Portable sources: every test or example .cpp with a line
 # `// phaseloop: portable` (only the mock backend and the inline executor;
 # Linux-only parts behind #if defined(__linux__)).
 source "$(dirname "$0")/lib.bash"
@@ -37,11 +36,10 @@ ln -sfn /usr/include/catch2 "$third_party/catch2"
 ln -sfn /usr/include/boost "$third_party/boost"
 
 tests=() examples=()
-for f in "$root/tests/unit/core_mock_test.cpp" "$root/tests/conformance/conformance_test.cpp" \
-         $(grep -l -s '^// phaseloop: portable' "$root"/tests/unit/*.cpp "$root"/tests/conformance/*.cpp || true); do
+for f in $(grep -l -s '^// phaseloop: portable' "$root"/tests/unit/*.cpp "$root"/tests/conformance/*.cpp || true); do
   [ -f "$f" ] && [[ " ${tests[*]} " != *" $f "* ]] && tests+=("$f")
 done
-for f in "$root/examples/virtual_time.cpp" $(grep -l -s '^// phaseloop: portable' "$root"/examples/*.cpp || true); do
+for f in $(grep -l -s '^// phaseloop: portable' "$root"/examples/*.cpp || true); do
   [ -f "$f" ] && [[ " ${examples[*]} " != *" $f "* ]] && examples+=("$f")
 done
 echo "tests: ${tests[*]#"$root/"}"

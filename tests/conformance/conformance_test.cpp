@@ -6,6 +6,7 @@
 // `Promise.resolve().then(f)` is one microtask job, so scenarios that use it
 // only that way are written here with queue_microtask; the promise scenarios
 // (01, 02, 19) live in promise_conformance_test.cpp.
+// phaseloop: portable (mock backend and inline executor only; built for Windows too)
 
 #include "conformance.hpp"
 

@@ -2,6 +2,7 @@
 // functions (01, 02, 19): each prints (into a trace) what the Node program
 // prints; the trace must equal the .expected lines Node v20 printed, on the
 // mock backend and on every real backend.
+// phaseloop: portable (mock backend and inline executor only; built for Windows too)
 
 #include "conformance.hpp"
 

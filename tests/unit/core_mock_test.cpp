@@ -1,5 +1,6 @@
 // The rules of DESIGN §2 on the mock backend: virtual time, so every timing
 // rule is checked exactly and instantly, with each timer store.
+// phaseloop: portable (mock backend and inline executor only; built for Windows too)
 
 #include "support.hpp"
 

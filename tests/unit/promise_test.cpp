@@ -3,6 +3,7 @@
 // expected lines below are that program's output), then the C++ API:
 // settling rules, error codes, combinators, unhandled rejections, and loops
 // destroyed with pending promises and suspended coroutines.
+// phaseloop: portable (mock backend and inline executor only; built for Windows too)
 
 #include "support.hpp"
 

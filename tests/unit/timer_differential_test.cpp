@@ -8,6 +8,7 @@
 // without any timer store. All four traces must be byte-identical. Plus the
 // uptime tests: a virtual clock past 2^31, 2^32 and 2^53 ms, where every timer
 // fires exactly once, at its due time, in order.
+// phaseloop: portable (mock backend and inline executor only; built for Windows too)
 
 #include "support.hpp"
 #include "reference_timers.hpp"

@@ -2,6 +2,7 @@
 // timer_store contract, at the extremes of the 64-bit clock, with millions of
 // timers, and differentially against a std::multimap reference over seeded
 // random streams (the loop-level differential is timer_differential_test.cpp).
+// phaseloop: portable (mock backend and inline executor only; built for Windows too)
 
 #include "support.hpp"
 #include "reference_timers.hpp"
