@@ -5,6 +5,8 @@
 //   async_wakeup     a second thread posts 1M callbacks as fast as it can.
 //                    phaseloop delivers every one; libuv's uv_async_send
 //                    coalesces, so its loop runs far fewer callbacks.
+// Boost.Asio runs both too when its headers are found (a post chain on an
+// io_context, and posts from another thread with a work guard).
 
 #include "compare.hpp"
 
@@ -12,6 +14,12 @@
 
 #if defined(PHASELOOP_BENCH_HAVE_LIBUV)
 #include <uv.h>
+#endif
+
+#if defined(PHASELOOP_BENCH_HAVE_ASIO)
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #endif
 
 #include <atomic>
@@ -142,5 +150,55 @@ void BM_async_wakeup_libuv(benchmark::State& state) {
 BENCHMARK(BM_async_wakeup_libuv)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 #endif  // PHASELOOP_BENCH_HAVE_LIBUV
+
+#if defined(PHASELOOP_BENCH_HAVE_ASIO)
+
+struct asio_step {
+  boost::asio::io_context* io;
+  std::int64_t* count;
+  std::int64_t n;
+  void operator()() const {
+    if (++*count < n) boost::asio::post(*io, *this);
+  }
+};
+
+void BM_immediate_chain_asio(benchmark::State& state) {
+  const std::int64_t n = scaled(1'000'000);
+  item_timer timer(state, "immediate_chain", "boost.asio post chain");
+  for (auto _ : state) {
+    boost::asio::io_context io;
+    std::int64_t count = 0;
+    timer.start();
+    boost::asio::post(io, asio_step{&io, &count, n});
+    io.run();
+    timer.stop(static_cast<double>(n));
+    if (count != n) state.SkipWithError("chain broke");
+  }
+}
+BENCHMARK(BM_immediate_chain_asio)->Unit(benchmark::kMillisecond);
+
+void BM_async_wakeup_asio(benchmark::State& state) {
+  const std::int64_t n = scaled(1'000'000);
+  item_timer timer(state, "async_wakeup", "boost.asio");
+  for (auto _ : state) {
+    boost::asio::io_context io;
+    auto guard = boost::asio::make_work_guard(io);
+    std::int64_t delivered = 0;
+    timer.start();
+    std::thread producer([&] {
+      for (std::int64_t i = 0; i < n; ++i)
+        boost::asio::post(io, [&] {
+          if (++delivered == n) guard.reset();
+        });
+    });
+    io.run();
+    producer.join();
+    timer.stop(static_cast<double>(n));
+    state.counters["callbacks_run"] = static_cast<double>(delivered);
+  }
+}
+BENCHMARK(BM_async_wakeup_asio)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+#endif  // PHASELOOP_BENCH_HAVE_ASIO
 
 }  // namespace
