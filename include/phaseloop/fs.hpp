@@ -600,30 +600,30 @@ auto write(Loop& loop, file_descriptor fd, std::span<const std::byte> data, std:
       std::move(cb));
 }
 
+namespace detail {
+template <class Loop, class Cb>
+auto stat_path(Loop& loop, std::string path, bool follow_links, Cb cb) {
+  return detail::queue<stats>(
+      loop,
+      [path = std::move(path), follow_links](stats& out) {
+        if (path.empty()) return detail::errno_code(ENOENT);
+        if (detail::bad_path(path)) return detail::invalid_argument();
+        return detail::do_stat(AT_FDCWD, path.c_str(), follow_links, out);
+      },
+      std::move(cb));
+}
+}  // namespace detail
+
 /// cb(error_code, stats), following symbolic links.
 template <class Loop, class Cb>
 auto stat(Loop& loop, std::string path, Cb cb) {
-  return detail::queue<stats>(
-      loop,
-      [path = std::move(path)](stats& out) {
-        if (detail::bad_path(path) || path.empty())
-          return path.empty() ? detail::errno_code(ENOENT) : detail::invalid_argument();
-        return detail::do_stat(AT_FDCWD, path.c_str(), true, out);
-      },
-      std::move(cb));
+  return detail::stat_path(loop, std::move(path), true, std::move(cb));
 }
 
 /// cb(error_code, stats) of the link itself.
 template <class Loop, class Cb>
 auto lstat(Loop& loop, std::string path, Cb cb) {
-  return detail::queue<stats>(
-      loop,
-      [path = std::move(path)](stats& out) {
-        if (detail::bad_path(path) || path.empty())
-          return path.empty() ? detail::errno_code(ENOENT) : detail::invalid_argument();
-        return detail::do_stat(AT_FDCWD, path.c_str(), false, out);
-      },
-      std::move(cb));
+  return detail::stat_path(loop, std::move(path), false, std::move(cb));
 }
 
 /// cb(error_code, stats) of an open descriptor.
