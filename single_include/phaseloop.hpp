@@ -1063,7 +1063,8 @@ class basic_loop : public loop_core {
   };
 
   /// Keeps the loop alive while it exists; may be created, moved and destroyed
-  /// on any thread (for work the loop will hear about through post()).
+  /// on any thread (for work the loop will hear about through post()). Like a
+  /// thread that calls post(), it must be gone before the loop is destroyed.
   class keep_alive {
    public:
     keep_alive() = default;
