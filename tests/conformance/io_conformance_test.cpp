@@ -15,9 +15,6 @@ namespace {
 using namespace phaseloop;
 using namespace phaseloop::test;
 
-using io_epoll_pool_loop = basic_loop<epoll_backend, heap_timers, thread_pool_executor>;
-using io_epoll_inline_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
-
 // 04: inside an I/O callback (poll phase) setImmediate always runs before setTimeout(0).
 //   fs.readFile(__filename, () => {
 //     setTimeout(() => console.log('timeout'), 0);
@@ -61,7 +58,7 @@ trace scenario_17(Loop& loop) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("conformance: a file read completes in the poll phase, as in Node",
-                   "[conformance][fs][executor]", io_epoll_pool_loop, io_epoll_inline_loop) {
+                   "[conformance][fs][executor]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   check_scenario<TestType>("04_seed_immediate_before_timeout_in_io", [](auto& l) { return scenario_04(l); });
   check_scenario<TestType>("17_fs_read_then_phases", [](auto& l) { return scenario_17(l); });
 }

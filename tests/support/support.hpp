@@ -37,6 +37,17 @@ using epoll_wheel_loop = basic_loop<epoll_backend, wheel_timers, inline_executor
 #else
 #define PHASELOOP_TEST_REAL_LOOPS
 #endif
+/// The two executors on this platform's real backend (the mock where there
+/// is none yet): suites parameterised by the Executor policy run on these.
+#if defined(__linux__)
+using pool_loop = basic_loop<epoll_backend, heap_timers, thread_pool_executor>;
+using inline_io_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
+#else
+using pool_loop = basic_loop<mock_backend, heap_timers, thread_pool_executor>;
+using inline_io_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
+#endif
+#define PHASELOOP_TEST_EXECUTOR_LOOPS phaseloop::test::inline_io_loop, phaseloop::test::pool_loop
+
 #define PHASELOOP_TEST_MOCK_LOOPS phaseloop::test::mock_heap_loop, phaseloop::test::mock_wheel_loop
 #define PHASELOOP_TEST_ALL_LOOPS PHASELOOP_TEST_MOCK_LOOPS PHASELOOP_TEST_REAL_LOOPS
 

@@ -14,14 +14,7 @@ namespace {
 
 using namespace phaseloop;
 
-#if defined(__linux__)
-using dns_pool_loop = basic_loop<epoll_backend, heap_timers, thread_pool_executor>;
-using dns_inline_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
-#else
-using dns_pool_loop = basic_loop<mock_backend, heap_timers, thread_pool_executor>;
-using dns_inline_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
-#endif
-#define DNS_LOOPS dns_inline_loop, dns_pool_loop
+using phaseloop::test::pool_loop;
 
 using addresses = std::vector<dns::lookup_address>;
 
@@ -45,7 +38,7 @@ bool contains(const addresses& list, const std::string& address, int family) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("dns::lookup resolves numeric hosts without a resolver round trip", "[dns]",
-                   DNS_LOOPS) {
+                   PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   auto [ec4, v4] = lookup(loop, "127.0.0.1");
   CHECK_FALSE(ec4);
@@ -62,7 +55,7 @@ TEMPLATE_TEST_CASE("dns::lookup resolves numeric hosts without a resolver round 
   CHECK(vx.empty());
 }
 
-TEMPLATE_TEST_CASE("dns::lookup resolves localhost; all gives every address", "[dns]", DNS_LOOPS) {
+TEMPLATE_TEST_CASE("dns::lookup resolves localhost; all gives every address", "[dns]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   auto [ec, first] = lookup(loop, "localhost");
   CHECK_FALSE(ec);
@@ -79,7 +72,7 @@ TEMPLATE_TEST_CASE("dns::lookup resolves localhost; all gives every address", "[
 }
 
 TEMPLATE_TEST_CASE("dns::lookup rejects bad hostnames with a clear error, never truncating", "[dns]",
-                   DNS_LOOPS) {
+                   PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   const std::error_code bad = dns::errc::bad_hostname;
   CHECK(bad.message().find("253") != std::string::npos);
@@ -102,7 +95,7 @@ TEMPLATE_TEST_CASE("dns::lookup rejects bad hostnames with a clear error, never 
   CHECK(lookup(loop, "127.0.0.1", {.family = 5}).first == dns::errc::bad_family);
 }
 
-TEMPLATE_TEST_CASE("dns::lookup_service reverses a loopback address", "[dns]", DNS_LOOPS) {
+TEMPLATE_TEST_CASE("dns::lookup_service reverses a loopback address", "[dns]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   std::optional<std::pair<std::error_code, dns::service_info>> got;
   dns::lookup_service(loop, "127.0.0.1", 22, [&](std::error_code ec, dns::service_info info) {
@@ -125,7 +118,7 @@ TEMPLATE_TEST_CASE("dns::lookup_service reverses a loopback address", "[dns]", D
 }
 
 TEMPLATE_TEST_CASE("dns.promises: lookups fulfil, bad names reject with std::system_error", "[dns]",
-                   DNS_LOOPS) {
+                   PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   std::vector<std::string> trace;
   dns::promises::lookup(loop, "127.0.0.1").then([&](addresses& a) {
@@ -144,7 +137,7 @@ TEMPLATE_TEST_CASE("dns.promises: lookups fulfil, bad names reject with std::sys
 }
 
 TEST_CASE("dns lookups are slow work: they occupy at most half of the pool", "[dns][executor]") {
-  dns_pool_loop loop(loop_options{.executor = {.threads = 2}});
+  pool_loop loop(loop_options{.executor = {.threads = 2}});
   int done = 0;
   for (int i = 0; i < 20; ++i)
     dns::lookup(loop, "localhost", [&](std::error_code ec, addresses a) {

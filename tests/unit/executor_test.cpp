@@ -18,15 +18,13 @@ namespace {
 using namespace phaseloop;
 using namespace std::chrono_literals;
 
+using phaseloop::test::pool_loop;
 #if defined(__linux__)
-using pool_loop = basic_loop<epoll_backend, heap_timers, thread_pool_executor>;
-using inline_epoll_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
+// The pool also on the mock backend: its wakeup is a condition variable, not an eventfd.
 using pool_mock_loop = basic_loop<mock_backend, heap_timers, thread_pool_executor>;
-#define EXEC_LOOPS pool_loop, inline_epoll_loop, pool_mock_loop
+#define EXEC_LOOPS PHASELOOP_TEST_EXECUTOR_LOOPS, pool_mock_loop
 #else
-using pool_loop = basic_loop<mock_backend, heap_timers, thread_pool_executor>;
-using inline_mock_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
-#define EXEC_LOOPS pool_loop, inline_mock_loop
+#define EXEC_LOOPS PHASELOOP_TEST_EXECUTOR_LOOPS
 #endif
 
 /// A gate worker threads wait on until the test opens it.

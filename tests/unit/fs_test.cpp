@@ -30,14 +30,7 @@ namespace {
 using namespace phaseloop;
 using namespace std::chrono_literals;
 
-#if defined(__linux__)
-using fs_pool_loop = basic_loop<epoll_backend, heap_timers, thread_pool_executor>;
-using fs_inline_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
-#else
-using fs_pool_loop = basic_loop<mock_backend, heap_timers, thread_pool_executor>;
-using fs_inline_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
-#endif
-#define FS_LOOPS fs_inline_loop, fs_pool_loop
+using phaseloop::test::pool_loop;
 
 /// A fresh directory, removed with everything in it at the end of the test.
 struct temp_dir {
@@ -111,7 +104,7 @@ promise<std::string> copy_then_read(Loop& loop, std::string dir) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("fs.promises: results fulfil, errors reject with std::system_error", "[fs]", FS_LOOPS) {
+TEMPLATE_TEST_CASE("fs.promises: results fulfil, errors reject with std::system_error", "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   temp_dir dir;
   std::string result;
@@ -140,7 +133,7 @@ TEMPLATE_TEST_CASE("fs.promises: results fulfil, errors reject with std::system_
   CHECK(trace == std::vector<std::string>{"closed", "open", "rejected EBADF", "rejected ENOENT"});
 }
 
-TEMPLATE_TEST_CASE("fs: write_file, read_file and append_file round trip", "[fs]", FS_LOOPS) {
+TEMPLATE_TEST_CASE("fs: write_file, read_file and append_file round trip", "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   temp_dir dir;
   const std::string file = dir / "a.txt";
@@ -168,7 +161,7 @@ TEMPLATE_TEST_CASE("fs: write_file, read_file and append_file round trip", "[fs]
 
 #if defined(__linux__)
 TEMPLATE_TEST_CASE("fs: read_file reads files whose size the system reports as 0", "[fs]",
-                   FS_LOOPS) {
+                   PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   auto [ec, text] =
       call<std::string>(loop, [&](auto cb) { fs::read_file(loop, "/proc/self/status", std::move(cb)); });
@@ -178,7 +171,7 @@ TEMPLATE_TEST_CASE("fs: read_file reads files whose size the system reports as 0
 #endif
 
 TEMPLATE_TEST_CASE("fs: open, write, read (positional and current), fstat, ftruncate, fsync, close",
-                   "[fs]", FS_LOOPS) {
+                   "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   temp_dir dir;
   const std::string file = dir / "rw";
@@ -237,7 +230,7 @@ TEMPLATE_TEST_CASE("fs: open, write, read (positional and current), fstat, ftrun
   CHECK_FALSE(call0(loop, [&](auto cb) { fs::close(loop, rfd, std::move(cb)); }));
 }
 
-TEMPLATE_TEST_CASE("fs: paths, links, directories, modes and times", "[fs]", FS_LOOPS) {
+TEMPLATE_TEST_CASE("fs: paths, links, directories, modes and times", "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   temp_dir dir;
   const std::string file = dir / "f";
@@ -336,7 +329,7 @@ TEMPLATE_TEST_CASE("fs: paths, links, directories, modes and times", "[fs]", FS_
   CHECK(same == "data");
 }
 
-TEMPLATE_TEST_CASE("fs errors: missing file", "[fs]", FS_LOOPS) {
+TEMPLATE_TEST_CASE("fs errors: missing file", "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   temp_dir dir;
   const std::string missing = dir / "missing";
@@ -364,7 +357,7 @@ TEMPLATE_TEST_CASE("fs errors: missing file", "[fs]", FS_LOOPS) {
   CHECK(eec == enoent);
 }
 
-TEMPLATE_TEST_CASE("fs errors: permission denied", "[fs]", FS_LOOPS) {
+TEMPLATE_TEST_CASE("fs errors: permission denied", "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   // Root passes mode checks, and the tests run as root here and in CI, so a
   // root run checks in a forked child that drops to uid/gid 65534 (nobody)
   // with setuid; a non-root run checks directly. Either way a 0444 file
@@ -426,7 +419,7 @@ TEMPLATE_TEST_CASE("fs errors: permission denied", "[fs]", FS_LOOPS) {
 }
 
 TEMPLATE_TEST_CASE("fs errors: a directory where a file is expected, a file where a directory is",
-                   "[fs]", FS_LOOPS) {
+                   "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   temp_dir dir;
   auto [oec, fd] = call<fs::file_descriptor>(loop, [&](auto cb) { fs::open(loop, dir.path, "w", std::move(cb)); });
@@ -450,7 +443,7 @@ TEMPLATE_TEST_CASE("fs errors: a directory where a file is expected, a file wher
   CHECK(sec == std::errc::not_a_directory);
 }
 
-TEMPLATE_TEST_CASE("fs: long paths work or fail with ENAMETOOLONG, never truncated", "[fs]", FS_LOOPS) {
+TEMPLATE_TEST_CASE("fs: long paths work or fail with ENAMETOOLONG, never truncated", "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   temp_dir dir;
   // A path well past any small fixed buffer (about 2 KiB, 200-byte components).
@@ -489,7 +482,7 @@ TEMPLATE_TEST_CASE("fs: long paths work or fail with ENAMETOOLONG, never truncat
   }
 }
 
-TEMPLATE_TEST_CASE("fs errors: closed and invalid descriptors, bad arguments", "[fs]", FS_LOOPS) {
+TEMPLATE_TEST_CASE("fs errors: closed and invalid descriptors, bad arguments", "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   temp_dir dir;
   const std::string file = dir / "f";
@@ -537,7 +530,7 @@ TEMPLATE_TEST_CASE("fs errors: closed and invalid descriptors, bad arguments", "
 }
 
 TEMPLATE_TEST_CASE("fs: a completion runs in the poll phase: immediate before timeout(0)", "[fs]",
-                   FS_LOOPS) {
+                   PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
   std::vector<std::string> trace;
   fs::stat(loop, ".", [&](std::error_code ec, fs::stats st) {
@@ -553,7 +546,7 @@ TEMPLATE_TEST_CASE("fs: a completion runs in the poll phase: immediate before ti
 }
 
 TEST_CASE("fs: four slow jobs occupy the pool, file operations still complete", "[fs][executor]") {
-  fs_pool_loop loop(loop_options{.executor = {.threads = 4}});
+  pool_loop loop(loop_options{.executor = {.threads = 4}});
   std::mutex m;
   std::condition_variable cv;
   bool release = false;
@@ -593,7 +586,7 @@ TEST_CASE("fs: four slow jobs occupy the pool, file operations still complete", 
 }
 
 TEST_CASE("fs: a queued call can be cancelled; its callback gets operation_canceled", "[fs][executor]") {
-  fs_pool_loop loop(loop_options{.executor = {.threads = 1}});
+  pool_loop loop(loop_options{.executor = {.threads = 1}});
   std::mutex m;
   std::condition_variable cv;
   bool release = false;
@@ -623,7 +616,7 @@ TEST_CASE("fs: destroying the loop with calls pending frees their state", "[fs][
   temp_dir dir;
   bool called = false;
   {
-    fs_pool_loop loop(loop_options{.executor = {.threads = 1}});
+    pool_loop loop(loop_options{.executor = {.threads = 1}});
     for (int i = 0; i < 50; ++i)
       fs::write_file(loop, dir / std::to_string(i), std::string(1000, 'z'),
                      [&](std::error_code) { called = true; });
