@@ -314,7 +314,6 @@ class intrusive_list {
 // end of <phaseloop/detail/intrusive_list.hpp>
 
 #include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <system_error>
 
@@ -328,7 +327,8 @@ enum io_events : unsigned { readable = 1u, writable = 2u, hangup = 4u, io_error 
 
 /// What an operation asks of the backend.
 enum class op_kind : std::uint8_t {
-  poll,  ///< report readiness (`events`) of a descriptor the user reads and writes
+  poll,  ///< report readiness (`events`) of a descriptor the user reads and writes,
+         ///< every time it happens, until cancelled
 };
 
 /// An I/O request submitted to a backend and completed in the poll phase.
@@ -337,9 +337,7 @@ struct operation : detail::list_hook {
   native_handle fd = -1;
   unsigned events = 0;      ///< poll: the events asked for
   unsigned revents = 0;     ///< poll: the events that happened
-  bool multishot = false;   ///< stays submitted after each completion (a started poll handle)
   std::error_code error;    ///< operation_canceled after cancel(), or the system error
-  std::size_t result = 0;   ///< bytes transferred, for data operations
   void (*complete)(operation&) = nullptr;  ///< run by the loop for each completion
   void* user = nullptr;                    ///< the owner of the operation
   bool submitted = false;                  ///< backend-private: registered with the backend
@@ -395,7 +393,8 @@ concept backend = std::default_initializable<B> &&
                     { cb.now() } -> std::same_as<std::chrono::milliseconds>;
                     /// High-resolution clock for metrics.
                     { cb.hrtime() } -> std::same_as<std::chrono::nanoseconds>;
-                    /// Start an operation; an error means it was not started.
+                    /// Start an operation; an error means it was not started
+                    /// (operation_not_supported for a kind the backend lacks).
                     { b.submit(op) } -> std::same_as<std::error_code>;
                     /// Stop an operation. true: the backend let go of it at once and no
                     /// completion follows (readiness backends); false: it completes later
@@ -606,10 +605,6 @@ class loop_core {
   /// Called when both queues are empty at the end of a checkpoint; returns true
   /// when it queued more work (the promise module reports unhandled rejections here).
   void set_drain_hook(detail::unique_function<bool()> hook) { drain_hook_ = std::move(hook); }
-
-  [[nodiscard]] bool microtasks_pending() const noexcept {
-    return !ticks_.empty() || !microtasks_.empty();
-  }
 
   /// Handle promises still rejected with no handler when a checkpoint ends
   /// (Node's 'unhandledRejection'). Without a handler the reason goes to
@@ -1240,7 +1235,6 @@ class basic_loop : public loop_core {
     r.op = operation{};
     r.op.kind = op_kind::poll;
     r.op.fd = fd;
-    r.op.multishot = true;
     r.op.user = &r;
     r.op.complete = &basic_loop::complete_poll;
     return poll_handle(this, r);
@@ -3945,6 +3939,7 @@ class mock_backend {
   }
 
   std::error_code submit(operation& op) {
+    if (op.kind != op_kind::poll) return std::make_error_code(std::errc::operation_not_supported);
     if (op.fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
     std::lock_guard lock(mutex_);
     auto [it, inserted] = ops_.try_emplace(op.fd, &op);
@@ -4118,6 +4113,7 @@ class epoll_backend {
   }
 
   std::error_code submit(operation& op) {
+    if (op.kind != op_kind::poll) return std::make_error_code(std::errc::operation_not_supported);
     if (op.fd < 0 || op.fd == wake_fd_ || op.fd == epoll_fd_ || op.fd > INT_MAX)
       return std::make_error_code(std::errc::bad_file_descriptor);
     const auto fd = static_cast<std::size_t>(op.fd);

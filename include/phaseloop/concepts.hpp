@@ -46,7 +46,8 @@ concept backend = std::default_initializable<B> &&
                     { cb.now() } -> std::same_as<std::chrono::milliseconds>;
                     /// High-resolution clock for metrics.
                     { cb.hrtime() } -> std::same_as<std::chrono::nanoseconds>;
-                    /// Start an operation; an error means it was not started.
+                    /// Start an operation; an error means it was not started
+                    /// (operation_not_supported for a kind the backend lacks).
                     { b.submit(op) } -> std::same_as<std::error_code>;
                     /// Stop an operation. true: the backend let go of it at once and no
                     /// completion follows (readiness backends); false: it completes later

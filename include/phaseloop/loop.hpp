@@ -491,7 +491,6 @@ class basic_loop : public loop_core {
     r.op = operation{};
     r.op.kind = op_kind::poll;
     r.op.fd = fd;
-    r.op.multishot = true;
     r.op.user = &r;
     r.op.complete = &basic_loop::complete_poll;
     return poll_handle(this, r);

@@ -103,10 +103,6 @@ class loop_core {
   /// when it queued more work (the promise module reports unhandled rejections here).
   void set_drain_hook(detail::unique_function<bool()> hook) { drain_hook_ = std::move(hook); }
 
-  [[nodiscard]] bool microtasks_pending() const noexcept {
-    return !ticks_.empty() || !microtasks_.empty();
-  }
-
   /// Handle promises still rejected with no handler when a checkpoint ends
   /// (Node's 'unhandledRejection'). Without a handler the reason goes to
   /// report_exception, as in Node >= 15.

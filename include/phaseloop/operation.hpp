@@ -5,7 +5,6 @@
 #include <phaseloop/detail/intrusive_list.hpp>
 
 #include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <system_error>
 
@@ -19,7 +18,8 @@ enum io_events : unsigned { readable = 1u, writable = 2u, hangup = 4u, io_error 
 
 /// What an operation asks of the backend.
 enum class op_kind : std::uint8_t {
-  poll,  ///< report readiness (`events`) of a descriptor the user reads and writes
+  poll,  ///< report readiness (`events`) of a descriptor the user reads and writes,
+         ///< every time it happens, until cancelled
 };
 
 /// An I/O request submitted to a backend and completed in the poll phase.
@@ -28,9 +28,7 @@ struct operation : detail::list_hook {
   native_handle fd = -1;
   unsigned events = 0;      ///< poll: the events asked for
   unsigned revents = 0;     ///< poll: the events that happened
-  bool multishot = false;   ///< stays submitted after each completion (a started poll handle)
   std::error_code error;    ///< operation_canceled after cancel(), or the system error
-  std::size_t result = 0;   ///< bytes transferred, for data operations
   void (*complete)(operation&) = nullptr;  ///< run by the loop for each completion
   void* user = nullptr;                    ///< the owner of the operation
   bool submitted = false;                  ///< backend-private: registered with the backend

@@ -94,6 +94,10 @@ TEST_CASE("epoll: a hangup is reported with the readable event", "[core]") {
 
 TEST_CASE("epoll: bad descriptors give error codes, never a crash", "[core]") {
   epoll_heap_loop loop;
+  operation unknown;
+  unknown.kind = static_cast<op_kind>(99);
+  unknown.fd = 0;
+  CHECK(loop.backend().submit(unknown) == std::errc::operation_not_supported);
   auto negative = loop.make_poll(-1);
   CHECK(negative.start(readable, [](std::error_code, unsigned) {}) == std::errc::bad_file_descriptor);
   int closed_fd;

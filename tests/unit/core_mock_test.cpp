@@ -560,6 +560,11 @@ TEMPLATE_TEST_CASE("poll handles on the mock backend: injected readiness, stop, 
   loop.run(run_mode::nowait);
   CHECK(seen.size() == 2);
 
+  operation unknown;
+  unknown.kind = static_cast<op_kind>(99);
+  unknown.fd = 4;
+  CHECK(loop.backend().submit(unknown) == std::errc::operation_not_supported);
+
   auto bad = loop.make_poll(-1);
   CHECK(bad.start(readable, [](std::error_code, unsigned) {}) == std::errc::bad_file_descriptor);
   auto twice = loop.make_poll(3);

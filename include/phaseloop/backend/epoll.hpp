@@ -63,6 +63,7 @@ class epoll_backend {
   }
 
   std::error_code submit(operation& op) {
+    if (op.kind != op_kind::poll) return std::make_error_code(std::errc::operation_not_supported);
     if (op.fd < 0 || op.fd == wake_fd_ || op.fd == epoll_fd_ || op.fd > INT_MAX)
       return std::make_error_code(std::errc::bad_file_descriptor);
     const auto fd = static_cast<std::size_t>(op.fd);

@@ -37,6 +37,7 @@ class mock_backend {
   }
 
   std::error_code submit(operation& op) {
+    if (op.kind != op_kind::poll) return std::make_error_code(std::errc::operation_not_supported);
     if (op.fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
     std::lock_guard lock(mutex_);
     auto [it, inserted] = ops_.try_emplace(op.fd, &op);
