@@ -14,6 +14,11 @@
 
 namespace phaseloop::test {
 
+/// Uptimes the timer tests cross: where 32-bit and double-precision clocks break.
+inline constexpr std::uint64_t two31 = std::uint64_t{1} << 31;
+inline constexpr std::uint64_t two32 = std::uint64_t{1} << 32;
+inline constexpr std::uint64_t two53 = std::uint64_t{1} << 53;
+
 /// std::multimap<(due, seq), node*>: the obviously correct timer store.
 class reference_timers {
  public:

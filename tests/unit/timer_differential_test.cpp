@@ -36,9 +36,9 @@ using phaseloop::wheel_timers;
 using phaseloop::test::det_random;
 using phaseloop::test::reference_timers;
 
-constexpr std::uint64_t two31 = std::uint64_t{1} << 31;
-constexpr std::uint64_t two32 = std::uint64_t{1} << 32;
-constexpr std::uint64_t two53 = std::uint64_t{1} << 53;
+using phaseloop::test::two31;
+using phaseloop::test::two32;
+using phaseloop::test::two53;
 constexpr std::int64_t max_delay = 2147483647;
 
 /// A delay as a user writes it: integral milliseconds or a fractional duration.

@@ -21,9 +21,9 @@ using phaseloop::wheel_timers;
 using phaseloop::test::det_random;
 using phaseloop::test::reference_timers;
 
-constexpr std::uint64_t two31 = std::uint64_t{1} << 31;
-constexpr std::uint64_t two32 = std::uint64_t{1} << 32;
-constexpr std::uint64_t two53 = std::uint64_t{1} << 53;
+using phaseloop::test::two31;
+using phaseloop::test::two32;
+using phaseloop::test::two53;
 constexpr std::uint64_t max_delay = two31 - 1;  // Node's largest timeout
 
 /// A store plus the nodes it orders, addressed by id.
