@@ -63,7 +63,7 @@ class item_timer {
 /// (peer time / phaseloop time: above 1 means phaseloop is faster).
 inline void print_ratio_table() {
   if (results().empty()) return;
-  std::printf("\n%-34s %-22s %12s %10s\n", "workload", "implementation", "ns/item", "vs phaseloop");
+  std::printf("\n%-42s %-22s %12s %10s\n", "workload", "implementation", "ns/item", "vs phaseloop");
   for (const auto& [workload, impls] : results()) {
     // The phaseloop row the ratio is taken against: the fastest phaseloop variant.
     double base = 0;
@@ -71,9 +71,9 @@ inline void print_ratio_table() {
       if (impl.rfind("phaseloop", 0) == 0 && (base == 0 || ns < base)) base = ns;
     for (const auto& [impl, ns] : impls) {
       if (base > 0 && impl.rfind("phaseloop", 0) != 0)
-        std::printf("%-34s %-22s %12.1f %9.2fx\n", workload.c_str(), impl.c_str(), ns, ns / base);
+        std::printf("%-42s %-22s %12.1f %9.2fx\n", workload.c_str(), impl.c_str(), ns, ns / base);
       else
-        std::printf("%-34s %-22s %12.1f\n", workload.c_str(), impl.c_str(), ns);
+        std::printf("%-42s %-22s %12.1f\n", workload.c_str(), impl.c_str(), ns);
     }
   }
 }
