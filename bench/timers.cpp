@@ -188,17 +188,14 @@ void timers_same_due(benchmark::State& state) {
 template <class Store>
 void store_1m(benchmark::State& state) {
   const std::int64_t n = scaled(1'000'000);
-  std::vector<phaseloop::timer_node> nodes(static_cast<std::size_t>(n));
+  std::vector<typename Store::node> nodes(static_cast<std::size_t>(n));
   Store store;
-  std::uint64_t now = 1'000'000, seq = 0;
+  std::uint64_t now = 1'000'000;
   item_timer timer(state, "store_1m (store alone)", store_name<Store>());
   for (auto _ : state) {
     timer.start();
     for (std::int64_t i = 0; i < n; ++i) {
-      auto& node = nodes[static_cast<std::size_t>(i)];
-      node.due = now + static_cast<std::uint64_t>(timeout_1m(i).count());
-      node.seq = seq++;
-      store.insert(node);
+      store.insert(nodes[static_cast<std::size_t>(i)], now + static_cast<std::uint64_t>(timeout_1m(i).count()));
     }
     std::int64_t popped = 0;
     while (store.size() != 0) {
@@ -213,24 +210,18 @@ void store_1m(benchmark::State& state) {
 template <class Store>
 void store_churn(benchmark::State& state) {
   const std::int64_t armed = scaled(100'000), resets = scaled(1'000'000);
-  std::vector<phaseloop::timer_node> nodes(static_cast<std::size_t>(armed));
+  std::vector<typename Store::node> nodes(static_cast<std::size_t>(armed));
   Store store;
-  std::uint64_t now = 1'000'000, seq = 0;
-  for (std::int64_t i = 0; i < armed; ++i) {
-    auto& node = nodes[static_cast<std::size_t>(i)];
-    node.due = now + static_cast<std::uint64_t>(timeout_churn(i).count());
-    node.seq = seq++;
-    store.insert(node);
-  }
+  std::uint64_t now = 1'000'000;
+  for (std::int64_t i = 0; i < armed; ++i)
+    store.insert(nodes[static_cast<std::size_t>(i)], now + static_cast<std::uint64_t>(timeout_churn(i).count()));
   item_timer timer(state, "store_churn (store alone)", store_name<Store>());
   for (auto _ : state) {
     timer.start();
     for (std::int64_t k = 0; k < resets; ++k) {
       auto& node = nodes[static_cast<std::size_t>((k * 7919) % armed)];
       store.erase(node);
-      node.due = now + static_cast<std::uint64_t>(timeout_churn(k).count());
-      node.seq = seq++;
-      store.insert(node);
+      store.insert(node, now + static_cast<std::uint64_t>(timeout_churn(k).count()));
       if ((k + 1) % 1000 == 0) {
         ++now;  // a non-blocking loop turn a millisecond later (no next_due: it does not block)
         benchmark::DoNotOptimize(store.pop_expired(now));

@@ -360,29 +360,24 @@ inline constexpr std::chrono::milliseconds infinite_timeout{-1};
 
 namespace phaseloop {
 
-/// The part of a timer a timer store sees. The loop sets `due` and `seq`
-/// before insert; the other fields belong to the store.
-struct timer_node {
-  std::uint64_t due = 0;  ///< loop time (ms) at which the timer fires
-  std::uint64_t seq = 0;  ///< order in which timers were set: ties on `due` fire in this order
-  timer_node* store_prev = nullptr;      ///< store-private links
-  timer_node* store_next = nullptr;
-  std::uint32_t store_index = 0;         ///< store-private (heap position, wheel slot); last, so
-                                         ///< a derived record can use the 4 bytes after it
-};
-
-/// Orders timers by (due, seq).
+/// Orders timers by due time, ties in the order they were inserted (Node's
+/// order: the loop inserts a timer each time it is set, refreshed or
+/// re-armed). Each store names the `node` its timers carry: the loop's timer
+/// record derives from it, so a store keeps exactly the links and keys it
+/// needs inside the record (a heap's position, a wheel's list links) and
+/// the record stays small.
 template <class S>
-concept timer_store =
-    std::default_initializable<S> && requires(S& s, const S& cs, timer_node& n, std::uint64_t now) {
-      s.insert(n);  ///< n is not in the store; n.due and n.seq are set
-      s.erase(n);   ///< n is in the store
-      /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
-      { s.pop_expired(now) } -> std::same_as<timer_node*>;
-      /// The earliest due time, or UINT64_MAX when the store is empty.
-      { s.next_due() } -> std::same_as<std::uint64_t>;
-      { cs.size() } -> std::convertible_to<std::size_t>;
-    };
+concept timer_store = std::default_initializable<S> &&
+                      requires(S& s, const S& cs, typename S::node& n, std::uint64_t time) {
+                        /// n is not in the store; it fires once the loop time reaches `time` (its due time).
+                        s.insert(n, time);
+                        s.erase(n);  ///< n is in the store
+                        /// Removes and returns the earliest timer with due <= time, or nullptr.
+                        { s.pop_expired(time) } -> std::same_as<typename S::node*>;
+                        /// The earliest due time, or UINT64_MAX when the store is empty.
+                        { s.next_due() } -> std::same_as<std::uint64_t>;
+                        { cs.size() } -> std::convertible_to<std::size_t>;
+                      };
 
 /// Owns the clock, waits for I/O, completes operations, wakes from other threads.
 template <class B>
@@ -661,6 +656,12 @@ class loop_core {
 // addresses never change while the pool grows; a freed slot's generation is
 // bumped, so a handle (index + generation) to a finished record is detected
 // as stale instead of touching reused memory.
+//
+// Slots are handed out in address order from a bump index and, once freed,
+// from a LIFO free list. When the last live record is released the free list
+// is dropped and the bump index restarts at slot 0: after a burst (a million
+// timers set and fired) the next burst writes its records sequentially again
+// instead of walking the free list in the scattered order they were freed.
 
 #include <cstddef>
 #include <cstdint>
@@ -692,10 +693,14 @@ class slot_pool {
 
   /// Takes a free slot (growing by one chunk when none is free) and returns its index.
   std::uint32_t acquire() {
-    if (free_head_ == npos) grow();
-    const std::uint32_t index = free_head_;
+    std::uint32_t index = free_head_;
+    if (index != npos) {
+      free_head_ = (*this)[index].link;
+    } else {
+      if (bump_ == capacity()) grow();
+      index = bump_++;
+    }
     T& record = (*this)[index];
-    free_head_ = record.link;
     record.link = index;
     ++record.generation;
     ++live_;
@@ -706,9 +711,13 @@ class slot_pool {
   void release(std::uint32_t index) noexcept {
     T& record = (*this)[index];
     ++record.generation;
+    if (--live_ == 0) {  // everything is free: hand slots out in address order again
+      free_head_ = npos;
+      bump_ = 0;
+      return;
+    }
     record.link = free_head_;
     free_head_ = index;
-    --live_;
   }
 
   T& operator[](std::uint32_t index) noexcept {
@@ -736,17 +745,11 @@ class slot_pool {
   }
 
  private:
-  void grow() {
-    const auto base = static_cast<std::uint32_t>(capacity());
-    chunks_.push_back(std::make_unique<T[]>(ChunkSize));
-    T* chunk = chunks_.back().get();
-    for (std::uint32_t i = 0; i < ChunkSize; ++i)
-      chunk[i].link = i + 1 < ChunkSize ? base + i + 1 : free_head_;
-    free_head_ = base;
-  }
+  void grow() { chunks_.push_back(std::make_unique<T[]>(ChunkSize)); }
 
   std::vector<std::unique_ptr<T[]>> chunks_;
-  std::uint32_t free_head_ = npos;
+  std::uint32_t free_head_ = npos;  // freed slots below bump_, most recent first
+  std::uint32_t bump_ = 0;          // slots from here on have not been handed out since the pool was last empty
   std::size_t live_ = 0;
 };
 
@@ -795,19 +798,21 @@ inline constexpr std::chrono::milliseconds max_timer_delay{2147483647};
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 class basic_loop : public loop_core {
-  using timer_callback = detail::unique_function<void(), 3 * sizeof(void*)>;
+  // A timer's callback keeps two pointers' worth of captures inline ([this],
+  // [this, id], a shared_ptr, a resolver); larger captures are allocated.
+  using timer_callback = detail::unique_function<void(), 2 * sizeof(void*)>;
 
-  // Laid out tight: a million live timers are a million of these. The
-  // pool_slot fills the padding after timer_node, and a timer's callback has
-  // a 24-byte inline buffer (three pointers) instead of the usual 32.
-  struct timer_record : timer_node, detail::pool_slot {
+  // Laid out tight: a million live timers are a million of these (72 bytes
+  // with wheel_timers, 48 plus a 24-byte heap entry with heap_timers). The
+  // store's node comes first; the pool_slot fills its tail padding.
+  struct timer_record : TimerStore::node, detail::pool_slot {
     std::uint32_t delay = 1;  // ms, for refresh and re-arming
     timer_callback fn;
-    bool repeat = false;
-    bool refed = true;
-    bool armed = false;    // in the timer store
-    bool running = false;  // its callback is on the stack
-    bool cleared = false;  // cleared while running: released once the callback returns
+    bool repeat : 1 = false;
+    bool refed : 1 = true;
+    bool armed : 1 = false;    // in the timer store
+    bool running : 1 = false;  // its callback is on the stack
+    bool cleared : 1 = false;  // cleared while running: released once the callback returns
   };
 
   struct immediate_record : detail::list_hook, detail::pool_slot {
@@ -1346,9 +1351,7 @@ class basic_loop : public loop_core {
   }
 
   void arm(timer_record& r, std::uint64_t start) {
-    r.due = start + r.delay;
-    r.seq = next_timer_seq_++;
-    timer_store_.insert(r);
+    timer_store_.insert(r, start + r.delay);
     r.armed = true;
   }
 
@@ -1383,7 +1386,7 @@ class basic_loop : public loop_core {
   void run_timers() {
     if (timer_store_.size() == 0) return;
     const std::uint64_t phase_now = now().count();
-    while (timer_node* n = timer_store_.pop_expired(phase_now)) {
+    while (typename TimerStore::node* n = timer_store_.pop_expired(phase_now)) {
       auto& r = static_cast<timer_record&>(*n);
       r.armed = false;
       fire(r);
@@ -1693,7 +1696,6 @@ class basic_loop : public loop_core {
 
   mutable std::uint64_t now_ = 0;
   mutable bool time_stale_ = false;
-  std::uint64_t next_timer_seq_ = 0;
   std::uint64_t check_epoch_ = 0;
   std::uint64_t walk_ = 0;
   std::size_t timer_refs_ = 0;
@@ -3247,9 +3249,10 @@ promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::immediate(V&
 }  // namespace phaseloop
 // end of <phaseloop/promise.hpp>
 // #include <phaseloop/timers/heap.hpp>
-// heap_timers: a 4-ary min-heap keyed by (due, seq). Keys are copied into the
-// heap array so a sift compares contiguous 24-byte entries instead of chasing
-// timer records; each record keeps its heap position for O(log n) erase.
+// heap_timers: a 4-ary min-heap keyed by (due, insertion number). Keys are
+// kept in the heap array so a sift compares contiguous 24-byte entries
+// instead of chasing timer records; each record keeps only its heap position
+// (4 bytes), for O(log n) erase.
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
 
@@ -3259,14 +3262,21 @@ promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::immediate(V&
 
 namespace phaseloop {
 
-/// The default timer store: a 4-ary heap of (due, seq) keys with intrusive
-/// positions. O(log n) insert, erase and pop; no allocation once the array
-/// has grown to the number of live timers.
+/// The default timer store: a 4-ary heap of (due, insertion number) keys with
+/// intrusive positions. O(log n) insert, erase and pop; no allocation once
+/// the array has grown to the number of live timers.
 class heap_timers {
+ public:
+  /// What a timer carries for the heap: its position in the array.
+  struct node {
+    std::uint32_t heap_index = 0;
+  };
+
+ private:
   struct entry {
     std::uint64_t due;
-    std::uint64_t seq;
-    timer_node* node;
+    std::uint64_t seq;  // insertion number: ties on due pop in insertion order
+    node* n;
     [[nodiscard]] bool before(const entry& other) const noexcept {
       return due < other.due || (due == other.due && seq < other.seq);
     }
@@ -3274,15 +3284,15 @@ class heap_timers {
   static constexpr std::size_t arity = 4;
 
  public:
-  /// Adds n (not in the store; n.due and n.seq set).
-  void insert(timer_node& n) {
-    heap_.push_back(entry{n.due, n.seq, &n});
+  /// Adds n (not in the store), due at `due`.
+  void insert(node& n, std::uint64_t due) {
+    heap_.push_back(entry{due, next_seq_++, &n});
     sift_up(heap_.size() - 1);
   }
 
   /// Removes n (which is in the store).
-  void erase(timer_node& n) noexcept {
-    const std::size_t i = n.store_index;
+  void erase(node& n) noexcept {
+    const std::size_t i = n.heap_index;
     const std::size_t last = heap_.size() - 1;
     if (i != last) {
       place(i, heap_[last]);
@@ -3296,10 +3306,10 @@ class heap_timers {
     }
   }
 
-  /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
-  timer_node* pop_expired(std::uint64_t now) noexcept {
+  /// Removes and returns the earliest timer with due <= now, or nullptr.
+  node* pop_expired(std::uint64_t now) noexcept {
     if (heap_.empty() || heap_.front().due > now) return nullptr;
-    timer_node* n = heap_.front().node;
+    node* n = heap_.front().n;
     erase(*n);
     return n;
   }
@@ -3315,7 +3325,7 @@ class heap_timers {
  private:
   void place(std::size_t i, const entry& e) noexcept {
     heap_[i] = e;
-    e.node->store_index = static_cast<std::uint32_t>(i);
+    e.n->heap_index = static_cast<std::uint32_t>(i);
   }
 
   void sift_up(std::size_t i) noexcept {
@@ -3347,6 +3357,7 @@ class heap_timers {
   }
 
   std::vector<entry> heap_;
+  std::uint64_t next_seq_ = 0;
 };
 
 static_assert(timer_store<heap_timers>);
@@ -3354,8 +3365,9 @@ static_assert(timer_store<heap_timers>);
 }  // namespace phaseloop
 // end of <phaseloop/timers/heap.hpp>
 // #include <phaseloop/timers/wheel.hpp>
-// wheel_timers: a hierarchical timing wheel keyed by (due, seq), with O(1)
-// insert and erase, exact order and an exact next_due().
+// wheel_timers: a hierarchical timing wheel keyed by due time, ties in
+// insertion order, with O(1) insert and erase, exact order and an exact
+// next_due().
 //
 // Layout. Eight levels: level 0 has 4096 one-millisecond slots (bits 0..11
 // of the due time), levels 1..7 have 256 slots each (bits 12..19, 20..27, ...,
@@ -3370,11 +3382,11 @@ static_assert(timer_store<heap_timers>);
 // of a typical program (up to seconds) out of cascades altogether.
 //
 // Order. A level-0 slot holds timers of one due time only. Each slot is a
-// list kept in seq order (appending is O(1) because the loop hands out seq in
-// insertion order), and a cascade (re-placing a higher slot's timers relative
-// to the new position when the position reaches that slot) appends into
-// slots that are empty at that moment, so order survives any number of
-// cascades: ties on due fire in seq order, exactly like the heap.
+// list in insertion order (an insert appends), and a cascade (re-placing a
+// higher slot's timers relative to the new position when the position
+// reaches that slot) appends into slots that are empty at that moment, so
+// order survives any number of cascades: ties on due fire in insertion
+// order, exactly like the heap. So the wheel needs no sequence numbers.
 //
 // Time. The position only moves in pop_expired, never past `now`, directly to
 // the next occupied slot (no per-millisecond ticks), and to `now` itself when
@@ -3391,7 +3403,7 @@ static_assert(timer_store<heap_timers>);
 // after `now`) go to a small sorted overdue list that fires first.
 //
 // Memory: about 70 KiB of slots, allocated at the first insert, plus the
-// (reused) heap of the indexed slot; nothing per timer beyond timer_node.
+// (reused) heap of the indexed slot; per timer, the 28-byte node.
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
 
@@ -3417,6 +3429,15 @@ inline void wheel_prefetch(const void* p) noexcept {
 #endif
 }
 
+/// What a timer carries for the wheel: its due time, its slot and the links
+/// of its slot's list.
+struct wheel_node {
+  std::uint64_t due = 0;
+  wheel_node* prev = nullptr;
+  wheel_node* next = nullptr;
+  std::uint32_t slot = 0;  ///< slot index, or a position in the refined heap, or overdue
+};
+
 /// Geometry and slot storage of wheel_timers.
 struct wheel_storage {
   static constexpr unsigned level0_bits = 12;  ///< level 0: 4096 slots of 1 ms
@@ -3441,7 +3462,7 @@ struct wheel_storage {
     return idx < level0_slots ? 0 : 1 + (idx - level0_slots) / upper_slots;
   }
 
-  timer_node* head[slot_count] = {};          ///< circular list per slot; tail is head->store_prev
+  wheel_node* head[slot_count] = {};          ///< circular list per slot; tail is head->prev
   // Levels >= 1 only, indexed by idx - level0_slots:
   std::uint64_t min_due[upper_count] = {};    ///< earliest due per slot
   std::uint32_t min_count[upper_count] = {};  ///< timers at min_due in the slot
@@ -3450,15 +3471,20 @@ struct wheel_storage {
 
 }  // namespace detail
 
-/// A hierarchical timing wheel: O(1) insert/erase, (due, seq) order, exact
+/// A hierarchical timing wheel: O(1) insert/erase, (due, insertion) order, exact
 /// next_due(), any 64-bit due time. A drop-in alternative to heap_timers.
 class wheel_timers {
+ public:
+  /// What a timer carries for the wheel (28 bytes).
+  using node = detail::wheel_node;
+
+ private:
   using storage = detail::wheel_storage;
   static constexpr unsigned levels = storage::levels;
   static constexpr unsigned words = storage::slot_count / 64;  // occupancy bitmap words
   static constexpr unsigned up = storage::level0_slots;        // first slot of level 1
   static constexpr std::uint32_t overdue_index = UINT32_MAX;
-  static constexpr std::uint32_t refined_flag = std::uint32_t{1} << 31;  // store_index: position in refined_
+  static constexpr std::uint32_t refined_flag = std::uint32_t{1} << 31;  // slot: position in refined_
   static constexpr std::uint32_t no_slot = UINT32_MAX;
   static constexpr unsigned rescan_limit = 64;  // longer stale slots get an index instead
 
@@ -3477,10 +3503,11 @@ class wheel_timers {
   }
   ~wheel_timers() = default;
 
-  /// Adds n (not in the store; n.due and n.seq set). Allocates only the first time.
-  void insert(timer_node& n) {
+  /// Adds n (not in the store), due at `due`. Allocates only the first time.
+  void insert(node& n, std::uint64_t due) {
     if (!store_) [[unlikely]]
       store_ = std::make_unique<storage>();
+    n.due = due;
     if (n.due < cur_) [[unlikely]]
       insert_overdue(n);
     else
@@ -3489,9 +3516,9 @@ class wheel_timers {
   }
 
   /// Removes n (which is in the store).
-  void erase(timer_node& n) noexcept {
+  void erase(node& n) noexcept {
     --size_;
-    const std::uint32_t idx = n.store_index;
+    const std::uint32_t idx = n.slot;
     if (idx == overdue_index) [[unlikely]] {
       overdue_ = unlink(overdue_, n);
       return;
@@ -3500,7 +3527,7 @@ class wheel_timers {
       erase_refined(n);
       return;
     }
-    timer_node*& head = store_->head[idx];
+    node*& head = store_->head[idx];
     head = unlink(head, n);
     if (head == nullptr) {
       clear_bit(idx);
@@ -3509,11 +3536,11 @@ class wheel_timers {
     }
   }
 
-  /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
-  timer_node* pop_expired(std::uint64_t now) noexcept {
+  /// Removes and returns the earliest timer with due <= now, or nullptr.
+  node* pop_expired(std::uint64_t now) noexcept {
     if (overdue_ != nullptr) [[unlikely]] {
       if (overdue_->due > now) return nullptr;
-      timer_node* n = overdue_;
+      node* n = overdue_;
       overdue_ = unlink(overdue_, *n);
       --size_;
       return n;
@@ -3533,8 +3560,8 @@ class wheel_timers {
       cur_ = start;
       const unsigned idx = storage::first_slot(k) + s;
       if (k == 0) {
-        timer_node*& head = store_->head[idx];
-        timer_node* n = head;
+        node*& head = store_->head[idx];
+        node* n = head;
         head = unlink(head, *n);
         if (head == nullptr)
           clear_bit(idx);
@@ -3579,17 +3606,17 @@ class wheel_timers {
     return (cur_ & ~below(storage::shift(k) + storage::width(k))) | (std::uint64_t{s} << storage::shift(k));
   }
 
-  /// Links n (due >= cur_) into its slot, keeping the slot in seq order.
-  void place(timer_node& n) {
+  /// Links n (due >= cur_) at the end of its slot.
+  void place(node& n) {
     const std::uint64_t diff = n.due ^ cur_;
     const unsigned b = static_cast<unsigned>(std::bit_width(diff | 1) - 1);  // highest differing bit
     const unsigned k = b < storage::level0_bits ? 0 : 1 + (b - storage::level0_bits) / storage::level_bits;
     const unsigned s = static_cast<unsigned>(n.due >> storage::shift(k)) & ((1u << storage::width(k)) - 1);
     const unsigned idx = storage::first_slot(k) + s;
-    n.store_index = idx;
-    timer_node*& head = store_->head[idx];
+    n.slot = idx;
+    node*& head = store_->head[idx];
     if (head == nullptr) {
-      n.store_prev = n.store_next = &n;
+      n.prev = n.next = &n;
       head = &n;
       set_bit(idx);
       if (k != 0) {
@@ -3603,11 +3630,11 @@ class wheel_timers {
       // Only from insert() (a cascade never targets the earliest slot); the
       // one allocation comes first, so a bad_alloc leaves everything as it was.
       refined_.push_back(refined_entry{n.due, &n});
-      link_sorted(head, n);
+      append(head, n);
       refined_up(refined_.size() - 1, refined_.back());
       return;
     }
-    link_sorted(head, n);
+    append(head, n);
     if (k != 0) {
       std::uint64_t& m = store_->min_due[idx - up];
       if (n.due < m) {  // also repairs a stale minimum: n is the earliest now
@@ -3622,78 +3649,65 @@ class wheel_timers {
 
   /// Re-places every timer of a higher slot relative to cur_ (== the slot's start).
   void cascade(unsigned idx) noexcept {
-    if (idx == refined_idx_) {  // every node gets a new store_index below
+    if (idx == refined_idx_) {  // every node gets a new slot below
       refined_idx_ = no_slot;
       refined_.clear();
     }
-    timer_node* n = store_->head[idx];
+    node* n = store_->head[idx];
     store_->head[idx] = nullptr;
     clear_bit(idx);
-    n->store_prev->store_next = nullptr;  // open the ring; order is preserved below
+    n->prev->next = nullptr;  // open the ring; order is preserved below
     while (n != nullptr) {
-      timer_node* next = n->store_next;
+      node* next = n->next;
       place(*n);
       n = next;
     }
   }
 
-  void insert_overdue(timer_node& n) noexcept {
-    n.store_index = overdue_index;
+  void insert_overdue(node& n) noexcept {
+    n.slot = overdue_index;
     if (overdue_ == nullptr) {
-      n.store_prev = n.store_next = &n;
+      n.prev = n.next = &n;
       overdue_ = &n;
       return;
     }
-    // Sorted by (due, seq): walk back from the tail.
-    timer_node* after = overdue_->store_prev;
+    // Sorted by due, ties in insertion order: walk back from the tail.
+    node* after = overdue_->prev;
     while (before(n, *after)) {
       if (after == overdue_) {  // n becomes the new head
-        link_after(*overdue_->store_prev, n);
+        link_after(*overdue_->prev, n);
         overdue_ = &n;
         return;
       }
-      after = after->store_prev;
+      after = after->prev;
     }
     link_after(*after, n);
   }
 
-  [[nodiscard]] static bool before(const timer_node& a, const timer_node& b) noexcept {
-    return a.due < b.due || (a.due == b.due && a.seq < b.seq);
-  }
+  [[nodiscard]] static bool before(const node& a, const node& b) noexcept { return a.due < b.due; }
 
   // -- circular lists --------------------------------------------------------
 
-  static void link_after(timer_node& pos, timer_node& n) noexcept {
-    n.store_prev = &pos;
-    n.store_next = pos.store_next;
-    pos.store_next->store_prev = &n;
-    pos.store_next = &n;
+  static void link_after(node& pos, node& n) noexcept {
+    n.prev = &pos;
+    n.next = pos.next;
+    pos.next->prev = &n;
+    pos.next = &n;
   }
 
-  /// Appends n to a non-empty ring in seq order: O(1) when seq only grows.
-  static void link_sorted(timer_node*& head, timer_node& n) noexcept {
-    timer_node* after = head->store_prev;
-    while (n.seq < after->seq) [[unlikely]] {
-      if (after == head) {
-        link_after(*head->store_prev, n);
-        head = &n;
-        return;
-      }
-      after = after->store_prev;
-    }
-    link_after(*after, n);
-  }
+  /// Appends n to a non-empty ring.
+  static void append(node* head, node& n) noexcept { link_after(*head->prev, n); }
 
   /// Unlinks n from the ring starting at head; returns the new head (nullptr if empty).
-  static timer_node* unlink(timer_node* head, timer_node& n) noexcept {
-    timer_node* next = n.store_next;
+  static node* unlink(node* head, node& n) noexcept {
+    node* next = n.next;
     if (next == &n) {
-      n.store_prev = n.store_next = nullptr;
+      n.prev = n.next = nullptr;
       return nullptr;
     }
-    n.store_prev->store_next = next;
-    next->store_prev = n.store_prev;
-    n.store_prev = n.store_next = nullptr;
+    n.prev->next = next;
+    next->prev = n.prev;
+    n.prev = n.next = nullptr;
     return head == &n ? next : head;
   }
 
@@ -3753,11 +3767,11 @@ class wheel_timers {
   /// Recomputes a higher slot's minimum due (after its minimum was erased).
   /// With a limit, gives up (false) on slots longer than rescan_limit.
   bool rescan(unsigned idx, bool limited = true) const noexcept {
-    const timer_node* head = store_->head[idx];
+    const node* head = store_->head[idx];
     std::uint64_t m = head->due;
     std::uint32_t count = 1;
     unsigned seen = 1;
-    for (const timer_node* n = head->store_next; n != head; n = n->store_next) {
+    for (const node* n = head->next; n != head; n = n->next) {
       if (limited && ++seen > rescan_limit) return false;
       if (n->due < m) {
         m = n->due;
@@ -3780,23 +3794,23 @@ class wheel_timers {
   // of its due times, built once in O(slot): its minimum is then exact at
   // O(log slot) per insert and erase into that slot, until it cascades.
   // Its nodes keep their place in the slot's list (order is untouched) and
-  // carry their heap position in store_index.
+  // carry their heap position in slot.
 
   struct refined_entry {
     std::uint64_t due;
-    timer_node* node;
+    node* timer;
   };
 
   /// Builds the refined index of slot idx and returns its minimum due.
   std::uint64_t refine(unsigned idx) const noexcept {
     if (refined_idx_ != no_slot) unrefine();
-    timer_node* head = store_->head[idx];
+    node* head = store_->head[idx];
     try {
       refined_.clear();
-      timer_node* n = head;
+      node* n = head;
       do {
         refined_.push_back(refined_entry{n->due, n});
-        n = n->store_next;
+        n = n->next;
       } while (n != head);
     } catch (const std::bad_alloc&) {
       refined_.clear();
@@ -3805,7 +3819,7 @@ class wheel_timers {
     }
     for (std::size_t i = refined_.size() / 2; i-- > 0;) refined_down(i, refined_[i]);
     for (std::size_t i = 0; i < refined_.size(); ++i)
-      refined_[i].node->store_index = refined_flag | static_cast<std::uint32_t>(i);
+      refined_[i].timer->slot = refined_flag | static_cast<std::uint32_t>(i);
     refined_idx_ = idx;
     return refined_.front().due;
   }
@@ -3816,17 +3830,17 @@ class wheel_timers {
     const unsigned idx = refined_idx_;
     refined_idx_ = no_slot;
     refined_.clear();
-    timer_node* head = store_->head[idx];
-    timer_node* n = head;
+    node* head = store_->head[idx];
+    node* n = head;
     do {
-      n->store_index = idx;
-      n = n->store_next;
+      n->slot = idx;
+      n = n->next;
     } while (n != head);
   }
 
-  void erase_refined(timer_node& n) noexcept {
+  void erase_refined(node& n) noexcept {
     const unsigned idx = refined_idx_;
-    timer_node*& head = store_->head[idx];
+    node*& head = store_->head[idx];
     head = unlink(head, n);
     if (head == nullptr) {
       clear_bit(idx);
@@ -3834,7 +3848,7 @@ class wheel_timers {
       refined_.clear();
       return;
     }
-    const std::size_t i = n.store_index & ~refined_flag;
+    const std::size_t i = n.slot & ~refined_flag;
     const refined_entry last = refined_.back();
     refined_.pop_back();
     if (i == refined_.size()) return;
@@ -3846,7 +3860,7 @@ class wheel_timers {
 
   void refined_set(std::size_t i, const refined_entry& e) const noexcept {
     refined_[i] = e;
-    e.node->store_index = refined_flag | static_cast<std::uint32_t>(i);
+    e.timer->slot = refined_flag | static_cast<std::uint32_t>(i);
   }
 
   void refined_up(std::size_t i, const refined_entry e) const noexcept {
@@ -3886,7 +3900,7 @@ class wheel_timers {
   }
 
   std::unique_ptr<storage> store_;  ///< slots, allocated on first insert
-  timer_node* overdue_ = nullptr;   ///< sorted ring of timers inserted with due < cur_
+  node* overdue_ = nullptr;   ///< sorted ring of timers inserted with due < cur_
   std::uint64_t cur_ = 0;           ///< position: timers with due < cur_ were all popped
   std::size_t size_ = 0;
   std::uint32_t level_mask_ = 0;                   ///< bit k: level k has an occupied slot
@@ -4049,7 +4063,8 @@ static_assert(backend<mock_backend>);
 }  // namespace phaseloop
 // end of <phaseloop/backend/mock.hpp>
 // #include <phaseloop/backend/epoll.hpp>
-// epoll_backend: Linux readiness backend. CLOCK_MONOTONIC time, epoll_wait
+// epoll_backend: Linux readiness backend. CLOCK_MONOTONIC time (read cheaply
+// between millisecond boundaries, see detail/ms_clock.hpp), epoll_wait
 // with the loop's timeout, an eventfd for cross-thread wakeups. When nothing
 // but the wakeup descriptor is registered, a non-blocking poll makes no
 // system call at all (the loop checks its inbox flag itself).
@@ -4057,6 +4072,140 @@ static_assert(backend<mock_backend>);
 #if defined(__linux__)
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
+// #include <phaseloop/detail/ms_clock.hpp>
+// monotonic_ms_clock: CLOCK_MONOTONIC in whole milliseconds, for a loop that
+// reads its clock every time a timer is set (Node semantics).
+//
+// A vDSO clock_gettime costs ~20 ns, and on x86 it is worse than that: its
+// TSC read is ordered (lfence; rdtsc), so the cache misses of the code around
+// it stop overlapping. A loop resetting request timeouts paid several times
+// the clock's own cost for that. Between millisecond boundaries the answer
+// cannot change, so on x86-64 with an invariant TSC that Linux itself uses as
+// its clocksource, each real read also computes the TSC value before which
+// the next boundary cannot have passed, and later reads compare a plain
+// (unordered) rdtsc against it. The deadline uses a lower bound of the TSC
+// rate measured from two real reads, each bracketed by TSC reads, lowered by
+// a further 0.1% for NTP slewing of CLOCK_MONOTONIC, so it is never late: a
+// fast read returns what clock_gettime would have returned, except that an
+// unordered rdtsc may run a few cycles ahead of the instructions before it.
+// Until the rate is known, when the TSC goes backwards (another CPU), and
+// everywhere else, every read is a real one. When CLOCK_MONOTONIC_COARSE has
+// 1 ms resolution or better, that cheap read is used instead, as libuv does.
+
+#if defined(__linux__)
+
+#include <time.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <x86intrin.h>
+#define PHASELOOP_DETAIL_HAS_TSC 1
+#else
+#define PHASELOOP_DETAIL_HAS_TSC 0
+#endif
+
+namespace phaseloop::detail {
+
+class monotonic_ms_clock {
+ public:
+  monotonic_ms_clock() noexcept {
+    timespec res{};
+    coarse_ok_ = ::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 &&
+                 res.tv_nsec <= 1000000;
+    tsc_ok_ = !coarse_ok_ && tsc_usable();
+  }
+
+  /// Milliseconds of CLOCK_MONOTONIC, as clock_gettime would give them now.
+  [[nodiscard]] std::uint64_t now_ms() const noexcept {
+#if PHASELOOP_DETAIL_HAS_TSC
+    if (tsc_ok_) {
+      const std::uint64_t t = __rdtsc();
+      if (t - tsc_base_ < tsc_window_) return ms_;
+      return read_and_calibrate();
+    }
+#endif
+    timespec ts{};
+    ::clock_gettime(coarse_ok_ ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+  }
+
+  /// Whether reads between millisecond boundaries skip clock_gettime.
+  [[nodiscard]] bool uses_tsc() const noexcept { return tsc_ok_; }
+  /// Whether reads use CLOCK_MONOTONIC_COARSE (up to 1 ms behind, as libuv's).
+  [[nodiscard]] bool uses_coarse() const noexcept { return coarse_ok_; }
+  /// Whether the rate is known yet (fast reads need it).
+  [[nodiscard]] bool calibrated() const noexcept { return ticks_per_ns_ > 0; }
+
+ private:
+#if PHASELOOP_DETAIL_HAS_TSC
+  /// Invariant TSC (CPUID 0x80000007 EDX bit 8), and the kernel's own
+  /// clocksource is the TSC, so it considers it synchronised across CPUs.
+  static bool tsc_usable() noexcept {
+    static const bool usable = [] {
+      unsigned a = 0, b = 0, c = 0, d = 0;
+      if (__get_cpuid(0x80000000u, &a, &b, &c, &d) == 0 || a < 0x80000007u) return false;
+      if (__get_cpuid(0x80000007u, &a, &b, &c, &d) == 0 || (d & (1u << 8)) == 0) return false;
+      std::FILE* f = std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+      if (f == nullptr) return false;
+      char name[32] = {};
+      const bool read = std::fgets(name, sizeof name, f) != nullptr;
+      std::fclose(f);
+      return read && std::strncmp(name, "tsc\n", 4) == 0;
+    }();
+    return usable;
+  }
+
+  std::uint64_t read_and_calibrate() const noexcept {
+    timespec ts{};
+    const std::uint64_t before = __rdtsc();
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    const std::uint64_t after = __rdtsc();
+    const std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 + static_cast<std::uint64_t>(ts.tv_nsec);
+    ms_ = ns / 1000000;
+    tsc_window_ = 0;
+    // A pair is only as exact as the TSC reads around it: skip pairs where
+    // the thread was interrupted in between.
+    if (after < before || after - before > max_bracket) return ms_;
+    if (anchor_ns_ == 0) {
+      anchor_ns_ = ns;
+      anchor_tsc_after_ = after;
+    } else if (ns - anchor_ns_ >= calibration_span_ns && before > anchor_tsc_after_) {
+      // At anchor_ns_ the TSC was at most anchor_tsc_after_; at ns at least
+      // `before`: the true rate is at least this.
+      ticks_per_ns_ = static_cast<double>(before - anchor_tsc_after_) / static_cast<double>(ns - anchor_ns_) * 0.999;
+    }
+    if (ticks_per_ns_ > 0) {
+      tsc_base_ = before;
+      const std::uint64_t to_boundary = (ms_ + 1) * 1000000 - ns;
+      tsc_window_ = static_cast<std::uint64_t>(static_cast<double>(to_boundary) * ticks_per_ns_);
+    }
+    return ms_;
+  }
+
+  static constexpr std::uint64_t max_bracket = 100000;            // TSC ticks: ~30 us
+  static constexpr std::uint64_t calibration_span_ns = 20000000;  // 20 ms between the two reads
+#else
+  static bool tsc_usable() noexcept { return false; }
+#endif
+
+  bool coarse_ok_ = false;
+  bool tsc_ok_ = false;
+  mutable std::uint64_t ms_ = 0;
+  mutable std::uint64_t tsc_base_ = 0;
+  mutable std::uint64_t tsc_window_ = 0;  // fast reads while rdtsc() - tsc_base_ < this
+  mutable double ticks_per_ns_ = 0;       // lower bound of the TSC rate, 0 until measured
+  mutable std::uint64_t anchor_ns_ = 0;
+  mutable std::uint64_t anchor_tsc_after_ = 0;
+};
+
+}  // namespace phaseloop::detail
+
+#endif  // __linux__
+// end of <phaseloop/detail/ms_clock.hpp>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -4087,11 +4236,6 @@ class epoll_backend {
     ev.events = EPOLLIN;
     ev.data.fd = wake_fd_;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-    timespec res{};
-    // Like libuv: the coarse clock is good enough for a millisecond loop clock
-    // when its resolution is 1 ms or better, and it costs far less to read.
-    coarse_ok_ = ::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 &&
-                 res.tv_nsec <= 1000000;
   }
   epoll_backend(const epoll_backend&) = delete;
   epoll_backend& operator=(const epoll_backend&) = delete;
@@ -4101,9 +4245,7 @@ class epoll_backend {
   }
 
   [[nodiscard]] std::chrono::milliseconds now() const noexcept {
-    timespec ts{};
-    ::clock_gettime(coarse_ok_ ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC, &ts);
-    return std::chrono::milliseconds(static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000);
+    return std::chrono::milliseconds(static_cast<std::int64_t>(clock_.now_ms()));
   }
 
   [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
@@ -4211,7 +4353,7 @@ class epoll_backend {
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
-  bool coarse_ok_ = false;
+  detail::monotonic_ms_clock clock_;
   std::size_t watched_ = 0;
   std::vector<fd_state> fds_;
   epoll_event events_[max_events];

@@ -13,29 +13,24 @@
 
 namespace phaseloop {
 
-/// The part of a timer a timer store sees. The loop sets `due` and `seq`
-/// before insert; the other fields belong to the store.
-struct timer_node {
-  std::uint64_t due = 0;  ///< loop time (ms) at which the timer fires
-  std::uint64_t seq = 0;  ///< order in which timers were set: ties on `due` fire in this order
-  timer_node* store_prev = nullptr;      ///< store-private links
-  timer_node* store_next = nullptr;
-  std::uint32_t store_index = 0;         ///< store-private (heap position, wheel slot); last, so
-                                         ///< a derived record can use the 4 bytes after it
-};
-
-/// Orders timers by (due, seq).
+/// Orders timers by due time, ties in the order they were inserted (Node's
+/// order: the loop inserts a timer each time it is set, refreshed or
+/// re-armed). Each store names the `node` its timers carry: the loop's timer
+/// record derives from it, so a store keeps exactly the links and keys it
+/// needs inside the record (a heap's position, a wheel's list links) and
+/// the record stays small.
 template <class S>
-concept timer_store =
-    std::default_initializable<S> && requires(S& s, const S& cs, timer_node& n, std::uint64_t now) {
-      s.insert(n);  ///< n is not in the store; n.due and n.seq are set
-      s.erase(n);   ///< n is in the store
-      /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
-      { s.pop_expired(now) } -> std::same_as<timer_node*>;
-      /// The earliest due time, or UINT64_MAX when the store is empty.
-      { s.next_due() } -> std::same_as<std::uint64_t>;
-      { cs.size() } -> std::convertible_to<std::size_t>;
-    };
+concept timer_store = std::default_initializable<S> &&
+                      requires(S& s, const S& cs, typename S::node& n, std::uint64_t time) {
+                        /// n is not in the store; it fires once the loop time reaches `time` (its due time).
+                        s.insert(n, time);
+                        s.erase(n);  ///< n is in the store
+                        /// Removes and returns the earliest timer with due <= time, or nullptr.
+                        { s.pop_expired(time) } -> std::same_as<typename S::node*>;
+                        /// The earliest due time, or UINT64_MAX when the store is empty.
+                        { s.next_due() } -> std::same_as<std::uint64_t>;
+                        { cs.size() } -> std::convertible_to<std::size_t>;
+                      };
 
 /// Owns the clock, waits for I/O, completes operations, wakes from other threads.
 template <class B>

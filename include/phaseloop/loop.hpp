@@ -51,19 +51,21 @@ inline constexpr std::chrono::milliseconds max_timer_delay{2147483647};
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 class basic_loop : public loop_core {
-  using timer_callback = detail::unique_function<void(), 3 * sizeof(void*)>;
+  // A timer's callback keeps two pointers' worth of captures inline ([this],
+  // [this, id], a shared_ptr, a resolver); larger captures are allocated.
+  using timer_callback = detail::unique_function<void(), 2 * sizeof(void*)>;
 
-  // Laid out tight: a million live timers are a million of these. The
-  // pool_slot fills the padding after timer_node, and a timer's callback has
-  // a 24-byte inline buffer (three pointers) instead of the usual 32.
-  struct timer_record : timer_node, detail::pool_slot {
+  // Laid out tight: a million live timers are a million of these (72 bytes
+  // with wheel_timers, 48 plus a 24-byte heap entry with heap_timers). The
+  // store's node comes first; the pool_slot fills its tail padding.
+  struct timer_record : TimerStore::node, detail::pool_slot {
     std::uint32_t delay = 1;  // ms, for refresh and re-arming
     timer_callback fn;
-    bool repeat = false;
-    bool refed = true;
-    bool armed = false;    // in the timer store
-    bool running = false;  // its callback is on the stack
-    bool cleared = false;  // cleared while running: released once the callback returns
+    bool repeat : 1 = false;
+    bool refed : 1 = true;
+    bool armed : 1 = false;    // in the timer store
+    bool running : 1 = false;  // its callback is on the stack
+    bool cleared : 1 = false;  // cleared while running: released once the callback returns
   };
 
   struct immediate_record : detail::list_hook, detail::pool_slot {
@@ -602,9 +604,7 @@ class basic_loop : public loop_core {
   }
 
   void arm(timer_record& r, std::uint64_t start) {
-    r.due = start + r.delay;
-    r.seq = next_timer_seq_++;
-    timer_store_.insert(r);
+    timer_store_.insert(r, start + r.delay);
     r.armed = true;
   }
 
@@ -639,7 +639,7 @@ class basic_loop : public loop_core {
   void run_timers() {
     if (timer_store_.size() == 0) return;
     const std::uint64_t phase_now = now().count();
-    while (timer_node* n = timer_store_.pop_expired(phase_now)) {
+    while (typename TimerStore::node* n = timer_store_.pop_expired(phase_now)) {
       auto& r = static_cast<timer_record&>(*n);
       r.armed = false;
       fire(r);
@@ -949,7 +949,6 @@ class basic_loop : public loop_core {
 
   mutable std::uint64_t now_ = 0;
   mutable bool time_stale_ = false;
-  std::uint64_t next_timer_seq_ = 0;
   std::uint64_t check_epoch_ = 0;
   std::uint64_t walk_ = 0;
   std::size_t timer_refs_ = 0;

@@ -1,6 +1,6 @@
 #pragma once
 // The reference timer store of the differential tests: a std::multimap keyed
-// by (due, seq), as plainly correct as a timer store can be. It satisfies
+// by (due, insertion number), as plainly correct as a timer store can be. It satisfies
 // phaseloop::timer_store, so it can also run inside basic_loop; plus a small
 // deterministic random generator shared by the differential tests (the
 // standard distributions differ between standard libraries; this does not).
@@ -19,23 +19,27 @@ inline constexpr std::uint64_t two31 = std::uint64_t{1} << 31;
 inline constexpr std::uint64_t two32 = std::uint64_t{1} << 32;
 inline constexpr std::uint64_t two53 = std::uint64_t{1} << 53;
 
-/// std::multimap<(due, seq), node*>: the obviously correct timer store.
+/// std::multimap<(due, insertion number), node*>: the obviously correct timer store.
 class reference_timers {
  public:
-  void insert(timer_node& n) { map_.emplace(key(n), &n); }
+  struct node;
 
-  void erase(timer_node& n) {
-    auto [first, last] = map_.equal_range(key(n));
-    for (auto it = first; it != last; ++it)
-      if (it->second == &n) {
-        map_.erase(it);
-        return;
-      }
-  }
+ private:
+  using map = std::multimap<std::pair<std::uint64_t, std::uint64_t>, node*>;
 
-  timer_node* pop_expired(std::uint64_t now) {
+ public:
+  /// Where the timer sits in the map.
+  struct node {
+    map::iterator at{};
+  };
+
+  void insert(node& n, std::uint64_t due) { n.at = map_.emplace(std::pair{due, next_seq_++}, &n); }
+
+  void erase(node& n) { map_.erase(n.at); }
+
+  node* pop_expired(std::uint64_t now) {
     if (map_.empty() || map_.begin()->first.first > now) return nullptr;
-    timer_node* n = map_.begin()->second;
+    node* n = map_.begin()->second;
     map_.erase(map_.begin());
     return n;
   }
@@ -47,11 +51,11 @@ class reference_timers {
   [[nodiscard]] std::size_t size() const { return map_.size(); }
 
   /// The earliest timer, or nullptr (tests use it to clear the earliest).
-  [[nodiscard]] timer_node* peek() const { return map_.empty() ? nullptr : map_.begin()->second; }
+  [[nodiscard]] node* peek() const { return map_.empty() ? nullptr : map_.begin()->second; }
 
  private:
-  static std::pair<std::uint64_t, std::uint64_t> key(const timer_node& n) { return {n.due, n.seq}; }
-  std::multimap<std::pair<std::uint64_t, std::uint64_t>, timer_node*> map_;
+  map map_;
+  std::uint64_t next_seq_ = 0;
 };
 
 static_assert(timer_store<reference_timers>);

@@ -6,6 +6,7 @@
 #if defined(__linux__)
 
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <functional>
@@ -158,3 +159,27 @@ TEST_CASE("epoll: an immediate chain makes no poll system call", "[core]") {
 }
 
 #endif  // __linux__
+
+TEST_CASE("epoll: the loop clock reads what CLOCK_MONOTONIC reads, also between its real reads", "[core][clock]") {
+  // On x86-64 with the TSC as clocksource, most reads compare the TSC with
+  // the next millisecond boundary instead of calling clock_gettime; each
+  // must still land between the real clock's value before and after it.
+  phaseloop::detail::monotonic_ms_clock clock;
+  auto real_ms = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+  };
+  const std::uint64_t slack = clock.uses_coarse() ? 1 : 0;  // the coarse clock trails by up to 1 ms
+  std::size_t samples = 0, outside = 0;
+  const std::uint64_t end = real_ms() + 80;  // long enough to measure the TSC rate and cross 80 boundaries
+  for (std::uint64_t before = real_ms(); before < end; before = real_ms()) {
+    const std::uint64_t read = clock.now_ms();
+    const std::uint64_t after = real_ms();
+    if (read + slack < before || read > after) ++outside;
+    ++samples;
+  }
+  INFO(samples << " reads, TSC " << clock.uses_tsc());
+  CHECK(outside == 0);
+  if (clock.uses_tsc()) CHECK(clock.calibrated());
+}

@@ -16,7 +16,6 @@
 namespace {
 
 using phaseloop::heap_timers;
-using phaseloop::timer_node;
 using phaseloop::wheel_timers;
 using phaseloop::test::det_random;
 using phaseloop::test::reference_timers;
@@ -26,29 +25,33 @@ using phaseloop::test::two32;
 using phaseloop::test::two53;
 constexpr std::uint64_t max_delay = two31 - 1;  // Node's largest timeout
 
-/// A store plus the nodes it orders, addressed by id.
+/// A store plus the nodes it orders, addressed by id, with each node's due
+/// time and insertion number as of its last add.
 template <class S>
 struct fixture {
+  using node = typename S::node;
   S store;
-  std::vector<timer_node> nodes;
-  std::uint64_t seq = 0;
+  std::vector<node> nodes;
+  std::vector<std::uint64_t> due;
+  std::vector<std::uint64_t> order;
+  std::uint64_t inserted = 0;
 
-  explicit fixture(std::size_t n = 64) : nodes(n) {}
+  explicit fixture(std::size_t n = 64) : nodes(n), due(n), order(n) {}
 
-  timer_node& add(std::size_t id, std::uint64_t due) { return add(id, due, ++seq); }
-  timer_node& add(std::size_t id, std::uint64_t due, std::uint64_t s) {
-    timer_node& n = nodes.at(id);
-    n.due = due;
-    n.seq = s;
-    store.insert(n);
+  node& add(std::size_t id, std::uint64_t d) {
+    node& n = nodes.at(id);
+    due[id] = d;
+    order[id] = ++inserted;
+    store.insert(n, d);
     return n;
   }
   void remove(std::size_t id) { store.erase(nodes.at(id)); }
+  [[nodiscard]] std::size_t id_of(const node* n) const { return static_cast<std::size_t>(n - nodes.data()); }
 
   /// Pops every timer due at `now`, as ids.
   std::vector<std::size_t> drain(std::uint64_t now) {
     std::vector<std::size_t> out;
-    while (timer_node* n = store.pop_expired(now)) out.push_back(static_cast<std::size_t>(n - nodes.data()));
+    while (node* n = store.pop_expired(now)) out.push_back(id_of(n));
     return out;
   }
 };
@@ -66,7 +69,7 @@ TEMPLATE_TEST_CASE("timer store: empty store", "[timers][wheel]", heap_timers, w
   CHECK(s.next_due() == UINT64_MAX);
 }
 
-TEMPLATE_TEST_CASE("timer store: (due, seq) order", "[timers][wheel]", heap_timers, wheel_timers, reference_timers) {
+TEMPLATE_TEST_CASE("timer store: due order, ties in insertion order", "[timers][wheel]", heap_timers, wheel_timers, reference_timers) {
   fixture<TestType> f;
   f.add(0, 30);
   f.add(1, 10);
@@ -91,7 +94,7 @@ TEMPLATE_TEST_CASE("timer store: erase anywhere, including timers due in the cur
   for (std::size_t i = 0; i < 10; ++i) f.add(i, 5 + (i % 3));  // dues 5 6 7 5 6 7 ...
   f.remove(3);
   CHECK(f.store.size() == 9);
-  timer_node* first = f.store.pop_expired(100);
+  auto* first = f.store.pop_expired(100);
   REQUIRE(first == &f.nodes[0]);
   f.remove(6);  // due 5, later in this batch
   f.remove(2);  // due 7
@@ -124,9 +127,9 @@ TEMPLATE_TEST_CASE("timer store: equal due times keep the order they were set in
     // Every due-time timer before every due+1 timer, each group in set order.
     ids expect;
     for (std::size_t i = 0; i < id; ++i)
-      if (f.nodes[i].due == due) expect.push_back(i);
+      if (f.due[i] == due) expect.push_back(i);
     for (std::size_t i = 0; i < id; ++i)
-      if (f.nodes[i].due == due + 1) expect.push_back(i);
+      if (f.due[i] == due + 1) expect.push_back(i);
     CHECK(fired == expect);
   }
 }
@@ -171,17 +174,23 @@ TEMPLATE_TEST_CASE("timer store: timers inserted at or before the store's positi
   CHECK(f.drain(6000) == ids{0});
 }
 
-TEMPLATE_TEST_CASE("timer store: seq order holds even when seq does not grow with insertion",
+TEMPLATE_TEST_CASE("timer store: a timer erased and inserted again goes behind its equals",
                    "[timers][wheel]", heap_timers, wheel_timers, reference_timers) {
+  // What refresh() and a re-armed interval do: the timer is set anew.
   fixture<TestType> f;
-  f.add(0, 700, 50);
-  f.add(1, 700, 10);
-  f.add(2, 70'000, 7);
-  f.add(3, 70'000, 3);
-  f.add(4, 700, 30);
-  f.add(5, 70'000, 5);
-  CHECK(f.drain(700) == ids{1, 4, 0});
-  CHECK(f.drain(70'000) == ids{3, 5, 2});
+  f.add(0, 700);
+  f.add(1, 700);
+  f.add(2, 70'000);
+  f.add(3, 70'000);
+  f.add(4, 70'000);
+  f.remove(0);
+  f.add(0, 700);
+  f.remove(3);
+  f.add(3, 70'000);
+  CHECK(f.drain(700) == ids{1, 0});
+  f.remove(2);
+  f.add(2, 70'000);
+  CHECK(f.drain(70'000) == ids{4, 3, 2});
 }
 
 TEMPLATE_TEST_CASE("timer store: a clock past 2^31, 2^32 and 2^53 ms, timeouts up to 2^31-1 ms",
@@ -199,7 +208,7 @@ TEMPLATE_TEST_CASE("timer store: a clock past 2^31, 2^32 and 2^53 ms, timeouts u
       for (std::uint64_t d : delays) g.add(id++, now + d);
       for (std::size_t i : g.drain(now)) {
         ++count[i];
-        fired.emplace_back(g.nodes[i].due, g.nodes[i].seq);
+        fired.emplace_back(g.due[i], g.order[i]);
       }
       now += 1 + step;
     }
@@ -207,11 +216,11 @@ TEMPLATE_TEST_CASE("timer store: a clock past 2^31, 2^32 and 2^53 ms, timeouts u
     while (g.store.size() != 0) {
       const std::uint64_t due = g.store.next_due();
       now = std::max(now, due);
-      for (timer_node* n = g.store.pop_expired(now); n != nullptr; n = g.store.pop_expired(now)) {
-        const std::size_t i = static_cast<std::size_t>(n - g.nodes.data());
+      for (auto* n = g.store.pop_expired(now); n != nullptr; n = g.store.pop_expired(now)) {
+        const std::size_t i = g.id_of(n);
         ++count[i];
-        fired.emplace_back(n->due, n->seq);
-        REQUIRE(n->due <= now);
+        fired.emplace_back(g.due[i], g.order[i]);
+        REQUIRE(g.due[i] <= now);
       }
     }
     CHECK(std::is_sorted(fired.begin(), fired.end()));
@@ -223,10 +232,8 @@ TEST_CASE("wheel_timers: the position follows now and never passes it", "[wheel]
   wheel_timers w;
   CHECK(w.pop_expired(two53) == nullptr);
   CHECK(w.position() == two53);
-  timer_node a;
-  a.due = two53 + max_delay;
-  a.seq = 1;
-  w.insert(a);
+  wheel_timers::node a;
+  w.insert(a, two53 + max_delay);
   CHECK(w.pop_expired(two53 + 5) == nullptr);
   CHECK(w.position() == two53 + 5);
   CHECK(w.next_due() == two53 + max_delay);
@@ -239,13 +246,9 @@ TEST_CASE("wheel_timers: the position follows now and never passes it", "[wheel]
 
 TEST_CASE("wheel_timers: moving keeps the timers", "[wheel]") {
   wheel_timers w;
-  timer_node a, b;
-  a.due = 10;
-  a.seq = 1;
-  b.due = 100'000;
-  b.seq = 2;
-  w.insert(a);
-  w.insert(b);
+  wheel_timers::node a, b;
+  w.insert(a, 10);
+  w.insert(b, 100'000);
   wheel_timers m(std::move(w));
   CHECK(m.size() == 2);
   wheel_timers n;
@@ -271,10 +274,11 @@ TEMPLATE_TEST_CASE("timer store: millions of live timers", "[timers][wheel]", he
   bool ordered = true;
   while (f.store.size() != 0) {
     now = std::max(now + 997, f.store.next_due());
-    while (timer_node* n = f.store.pop_expired(now)) {
-      ordered = ordered && (n->due > last_due || (n->due == last_due && n->seq > last_seq));
-      last_due = n->due;
-      last_seq = n->seq;
+    while (auto* n = f.store.pop_expired(now)) {
+      const std::size_t i = f.id_of(n);
+      ordered = ordered && (f.due[i] > last_due || (f.due[i] == last_due && f.order[i] > last_seq));
+      last_due = f.due[i];
+      last_seq = f.order[i];
       ++fired;
     }
   }
@@ -289,7 +293,7 @@ TEMPLATE_TEST_CASE("timer store: a million timers at one due time", "[timers][wh
   CHECK(f.store.next_due() == two32 + 1000);
   std::size_t expect = 0;
   bool ordered = true;
-  while (timer_node* n = f.store.pop_expired(two32 + 1000)) {
+  while (auto* n = f.store.pop_expired(two32 + 1000)) {
     ordered = ordered && n == &f.nodes[expect];
     ++expect;
   }
@@ -302,11 +306,6 @@ TEMPLATE_TEST_CASE("timer store: a million timers at one due time", "[timers][wh
 // multimap reference; every popped timer, next_due() and size() must agree.
 
 namespace {
-
-struct stream_config {
-  std::uint64_t start;
-  bool monotonic_seq;
-};
 
 /// How a stream picks its operations.
 enum class profile {
@@ -321,7 +320,7 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof =
   static constexpr std::uint64_t starts[] = {
       0, 1, two31 - 50, two32 - 50, two53 - 50, two53 + two31, two53 + two32, (std::uint64_t{1} << 62) + 12345,
       UINT64_MAX - (std::uint64_t{1} << 40)};
-  const stream_config cfg{starts[rng.below(std::size(starts))], rng.below(10) != 0};
+  const std::uint64_t start = starts[rng.below(std::size(starts))];
   const std::size_t capacity = clustered ? 4096 : 512;
 
   fixture<heap_timers> h(capacity);
@@ -330,7 +329,7 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof =
   std::vector<std::size_t> live, free_ids;
   std::vector<std::size_t> where(capacity, 0);
   for (std::size_t i = capacity; i-- > 0;) free_ids.push_back(i);
-  std::uint64_t now = cfg.start, seq = 0;
+  std::uint64_t now = start;
   const std::uint64_t limit = UINT64_MAX - (std::uint64_t{1} << 36);  // dues stay well below overflow
 
   auto fail = [&](std::size_t step, const std::string& what) {
@@ -361,10 +360,9 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof =
     free_ids.pop_back();
     std::uint64_t due = std::min(now + pick_delay(), limit);
     if (allow_past && rng.below(50) == 0) due = now - std::min(now, rng.below(1000));  // at or before now
-    const std::uint64_t s = cfg.monotonic_seq ? ++seq : ((rng.next() << 16) | (++seq & 0xffff));
-    h.add(id, due, s);
-    w.add(id, due, s);
-    r.add(id, due, s);
+    h.add(id, due);
+    w.add(id, due);
+    r.add(id, due);
     where[id] = live.size();
     live.push_back(id);
   };
@@ -378,7 +376,7 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof =
   auto erase_random = [&] {
     if (live.empty()) return;
     std::size_t id = live[rng.below(live.size())];
-    if (clustered && rng.chance(60)) id = static_cast<std::size_t>(r.store.peek() - r.nodes.data());
+    if (clustered && rng.chance(60)) id = r.id_of(r.store.peek());
     h.remove(id);
     w.remove(id);
     r.remove(id);
@@ -412,9 +410,9 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof =
       }
       now = std::min(now, limit);
       for (;;) {
-        timer_node* a = h.store.pop_expired(now);
-        timer_node* b = w.store.pop_expired(now);
-        timer_node* c = r.store.pop_expired(now);
+        auto* a = h.store.pop_expired(now);
+        auto* b = w.store.pop_expired(now);
+        auto* c = r.store.pop_expired(now);
         const auto ia = a ? a - h.nodes.data() : -1, ib = b ? b - w.nodes.data() : -1, ic = c ? c - r.nodes.data() : -1;
         if (ia != ic || ib != ic)
           return fail(step, "pop at " + std::to_string(now) + ": heap " + std::to_string(ia) + " wheel " +
@@ -428,10 +426,9 @@ std::string run_store_stream(std::uint64_t seed, std::size_t ops, profile prof =
           if (free_ids.size() != before) {
             // Callbacks only ever set timers after now (Node: at least 1 ms).
             const std::size_t id = live.back();
-            if (r.nodes[id].due <= now) {
+            if (r.due[id] <= now) {
               h.remove(id), w.remove(id), r.remove(id);
-              const std::uint64_t due = now + 1, s = r.nodes[id].seq;
-              h.add(id, due, s), w.add(id, due, s), r.add(id, due, s);
+              h.add(id, now + 1), w.add(id, now + 1), r.add(id, now + 1);
             }
           }
         } else if (cb < 5) {
@@ -476,20 +473,17 @@ TEST_CASE("wheel_timers: a long far slot whose earliest timer keeps being cleare
   // wheel indexes the earliest long slot, and switches when Y comes first.
   fixture<wheel_timers> w(1000);
   fixture<heap_timers> h(1000);
+  fixture<reference_timers> r(1000);
   std::vector<bool> live(1000, false);
   auto add = [&](std::size_t id, std::uint64_t due) {
-    w.add(id, due), h.add(id, due);
+    w.add(id, due), h.add(id, due), r.add(id, due);
     live[id] = true;
   };
   auto remove = [&](std::size_t id) {
-    w.remove(id), h.remove(id);
+    w.remove(id), h.remove(id), r.remove(id);
     live[id] = false;
   };
-  auto earliest = [&] {  // the heap's root, found without disturbing it
-    timer_node* n = h.store.pop_expired(UINT64_MAX);
-    h.store.insert(*n);
-    return static_cast<std::size_t>(n - h.nodes.data());
-  };
+  auto earliest = [&] { return r.id_of(r.store.peek()); };
   det_random rng(3);
   for (std::size_t i = 0; i < 300; ++i) add(i, 70'000 + (i * 37) % 300);  // X, out of order
   CHECK(w.store.next_due() == 70'000);
@@ -519,10 +513,10 @@ TEST_CASE("wheel_timers: a long far slot whose earliest timer keeps being cleare
   // Random sets and clears inside the indexed slot, the earliest now and then.
   std::size_t next_id = 700;
   for (int op = 0; op < 5000; ++op) {
-    const unsigned r = static_cast<unsigned>(rng.below(10));
-    if (r < 4 && next_id < 1000) {
+    const unsigned pick = static_cast<unsigned>(rng.below(10));
+    if (pick < 4 && next_id < 1000) {
       add(next_id++, 70'000 + rng.below(60'000));
-    } else if (r < 8) {
+    } else if (pick < 8) {
       std::size_t id = rng.below(1000);
       for (int tries = 0; tries < 1000 && !live[id]; ++tries) id = rng.below(1000);
       if (live[id]) remove(id);

@@ -1,5 +1,6 @@
 #pragma once
-// epoll_backend: Linux readiness backend. CLOCK_MONOTONIC time, epoll_wait
+// epoll_backend: Linux readiness backend. CLOCK_MONOTONIC time (read cheaply
+// between millisecond boundaries, see detail/ms_clock.hpp), epoll_wait
 // with the loop's timeout, an eventfd for cross-thread wakeups. When nothing
 // but the wakeup descriptor is registered, a non-blocking poll makes no
 // system call at all (the loop checks its inbox flag itself).
@@ -7,6 +8,7 @@
 #if defined(__linux__)
 
 #include <phaseloop/concepts.hpp>
+#include <phaseloop/detail/ms_clock.hpp>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -37,11 +39,6 @@ class epoll_backend {
     ev.events = EPOLLIN;
     ev.data.fd = wake_fd_;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-    timespec res{};
-    // Like libuv: the coarse clock is good enough for a millisecond loop clock
-    // when its resolution is 1 ms or better, and it costs far less to read.
-    coarse_ok_ = ::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 &&
-                 res.tv_nsec <= 1000000;
   }
   epoll_backend(const epoll_backend&) = delete;
   epoll_backend& operator=(const epoll_backend&) = delete;
@@ -51,9 +48,7 @@ class epoll_backend {
   }
 
   [[nodiscard]] std::chrono::milliseconds now() const noexcept {
-    timespec ts{};
-    ::clock_gettime(coarse_ok_ ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC, &ts);
-    return std::chrono::milliseconds(static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000);
+    return std::chrono::milliseconds(static_cast<std::int64_t>(clock_.now_ms()));
   }
 
   [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
@@ -161,7 +156,7 @@ class epoll_backend {
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
-  bool coarse_ok_ = false;
+  detail::monotonic_ms_clock clock_;
   std::size_t watched_ = 0;
   std::vector<fd_state> fds_;
   epoll_event events_[max_events];

@@ -3,6 +3,12 @@
 // addresses never change while the pool grows; a freed slot's generation is
 // bumped, so a handle (index + generation) to a finished record is detected
 // as stale instead of touching reused memory.
+//
+// Slots are handed out in address order from a bump index and, once freed,
+// from a LIFO free list. When the last live record is released the free list
+// is dropped and the bump index restarts at slot 0: after a burst (a million
+// timers set and fired) the next burst writes its records sequentially again
+// instead of walking the free list in the scattered order they were freed.
 
 #include <cstddef>
 #include <cstdint>
@@ -34,10 +40,14 @@ class slot_pool {
 
   /// Takes a free slot (growing by one chunk when none is free) and returns its index.
   std::uint32_t acquire() {
-    if (free_head_ == npos) grow();
-    const std::uint32_t index = free_head_;
+    std::uint32_t index = free_head_;
+    if (index != npos) {
+      free_head_ = (*this)[index].link;
+    } else {
+      if (bump_ == capacity()) grow();
+      index = bump_++;
+    }
     T& record = (*this)[index];
-    free_head_ = record.link;
     record.link = index;
     ++record.generation;
     ++live_;
@@ -48,9 +58,13 @@ class slot_pool {
   void release(std::uint32_t index) noexcept {
     T& record = (*this)[index];
     ++record.generation;
+    if (--live_ == 0) {  // everything is free: hand slots out in address order again
+      free_head_ = npos;
+      bump_ = 0;
+      return;
+    }
     record.link = free_head_;
     free_head_ = index;
-    --live_;
   }
 
   T& operator[](std::uint32_t index) noexcept {
@@ -78,17 +92,11 @@ class slot_pool {
   }
 
  private:
-  void grow() {
-    const auto base = static_cast<std::uint32_t>(capacity());
-    chunks_.push_back(std::make_unique<T[]>(ChunkSize));
-    T* chunk = chunks_.back().get();
-    for (std::uint32_t i = 0; i < ChunkSize; ++i)
-      chunk[i].link = i + 1 < ChunkSize ? base + i + 1 : free_head_;
-    free_head_ = base;
-  }
+  void grow() { chunks_.push_back(std::make_unique<T[]>(ChunkSize)); }
 
   std::vector<std::unique_ptr<T[]>> chunks_;
-  std::uint32_t free_head_ = npos;
+  std::uint32_t free_head_ = npos;  // freed slots below bump_, most recent first
+  std::uint32_t bump_ = 0;          // slots from here on have not been handed out since the pool was last empty
   std::size_t live_ = 0;
 };
 

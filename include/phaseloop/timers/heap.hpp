@@ -1,7 +1,8 @@
 #pragma once
-// heap_timers: a 4-ary min-heap keyed by (due, seq). Keys are copied into the
-// heap array so a sift compares contiguous 24-byte entries instead of chasing
-// timer records; each record keeps its heap position for O(log n) erase.
+// heap_timers: a 4-ary min-heap keyed by (due, insertion number). Keys are
+// kept in the heap array so a sift compares contiguous 24-byte entries
+// instead of chasing timer records; each record keeps only its heap position
+// (4 bytes), for O(log n) erase.
 
 #include <phaseloop/concepts.hpp>
 
@@ -11,14 +12,21 @@
 
 namespace phaseloop {
 
-/// The default timer store: a 4-ary heap of (due, seq) keys with intrusive
-/// positions. O(log n) insert, erase and pop; no allocation once the array
-/// has grown to the number of live timers.
+/// The default timer store: a 4-ary heap of (due, insertion number) keys with
+/// intrusive positions. O(log n) insert, erase and pop; no allocation once
+/// the array has grown to the number of live timers.
 class heap_timers {
+ public:
+  /// What a timer carries for the heap: its position in the array.
+  struct node {
+    std::uint32_t heap_index = 0;
+  };
+
+ private:
   struct entry {
     std::uint64_t due;
-    std::uint64_t seq;
-    timer_node* node;
+    std::uint64_t seq;  // insertion number: ties on due pop in insertion order
+    node* n;
     [[nodiscard]] bool before(const entry& other) const noexcept {
       return due < other.due || (due == other.due && seq < other.seq);
     }
@@ -26,15 +34,15 @@ class heap_timers {
   static constexpr std::size_t arity = 4;
 
  public:
-  /// Adds n (not in the store; n.due and n.seq set).
-  void insert(timer_node& n) {
-    heap_.push_back(entry{n.due, n.seq, &n});
+  /// Adds n (not in the store), due at `due`.
+  void insert(node& n, std::uint64_t due) {
+    heap_.push_back(entry{due, next_seq_++, &n});
     sift_up(heap_.size() - 1);
   }
 
   /// Removes n (which is in the store).
-  void erase(timer_node& n) noexcept {
-    const std::size_t i = n.store_index;
+  void erase(node& n) noexcept {
+    const std::size_t i = n.heap_index;
     const std::size_t last = heap_.size() - 1;
     if (i != last) {
       place(i, heap_[last]);
@@ -48,10 +56,10 @@ class heap_timers {
     }
   }
 
-  /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
-  timer_node* pop_expired(std::uint64_t now) noexcept {
+  /// Removes and returns the earliest timer with due <= now, or nullptr.
+  node* pop_expired(std::uint64_t now) noexcept {
     if (heap_.empty() || heap_.front().due > now) return nullptr;
-    timer_node* n = heap_.front().node;
+    node* n = heap_.front().n;
     erase(*n);
     return n;
   }
@@ -67,7 +75,7 @@ class heap_timers {
  private:
   void place(std::size_t i, const entry& e) noexcept {
     heap_[i] = e;
-    e.node->store_index = static_cast<std::uint32_t>(i);
+    e.n->heap_index = static_cast<std::uint32_t>(i);
   }
 
   void sift_up(std::size_t i) noexcept {
@@ -99,6 +107,7 @@ class heap_timers {
   }
 
   std::vector<entry> heap_;
+  std::uint64_t next_seq_ = 0;
 };
 
 static_assert(timer_store<heap_timers>);

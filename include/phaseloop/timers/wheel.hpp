@@ -1,6 +1,7 @@
 #pragma once
-// wheel_timers: a hierarchical timing wheel keyed by (due, seq), with O(1)
-// insert and erase, exact order and an exact next_due().
+// wheel_timers: a hierarchical timing wheel keyed by due time, ties in
+// insertion order, with O(1) insert and erase, exact order and an exact
+// next_due().
 //
 // Layout. Eight levels: level 0 has 4096 one-millisecond slots (bits 0..11
 // of the due time), levels 1..7 have 256 slots each (bits 12..19, 20..27, ...,
@@ -15,11 +16,11 @@
 // of a typical program (up to seconds) out of cascades altogether.
 //
 // Order. A level-0 slot holds timers of one due time only. Each slot is a
-// list kept in seq order (appending is O(1) because the loop hands out seq in
-// insertion order), and a cascade (re-placing a higher slot's timers relative
-// to the new position when the position reaches that slot) appends into
-// slots that are empty at that moment, so order survives any number of
-// cascades: ties on due fire in seq order, exactly like the heap.
+// list in insertion order (an insert appends), and a cascade (re-placing a
+// higher slot's timers relative to the new position when the position
+// reaches that slot) appends into slots that are empty at that moment, so
+// order survives any number of cascades: ties on due fire in insertion
+// order, exactly like the heap. So the wheel needs no sequence numbers.
 //
 // Time. The position only moves in pop_expired, never past `now`, directly to
 // the next occupied slot (no per-millisecond ticks), and to `now` itself when
@@ -36,7 +37,7 @@
 // after `now`) go to a small sorted overdue list that fires first.
 //
 // Memory: about 70 KiB of slots, allocated at the first insert, plus the
-// (reused) heap of the indexed slot; nothing per timer beyond timer_node.
+// (reused) heap of the indexed slot; per timer, the 28-byte node.
 
 #include <phaseloop/concepts.hpp>
 
@@ -62,6 +63,15 @@ inline void wheel_prefetch(const void* p) noexcept {
 #endif
 }
 
+/// What a timer carries for the wheel: its due time, its slot and the links
+/// of its slot's list.
+struct wheel_node {
+  std::uint64_t due = 0;
+  wheel_node* prev = nullptr;
+  wheel_node* next = nullptr;
+  std::uint32_t slot = 0;  ///< slot index, or a position in the refined heap, or overdue
+};
+
 /// Geometry and slot storage of wheel_timers.
 struct wheel_storage {
   static constexpr unsigned level0_bits = 12;  ///< level 0: 4096 slots of 1 ms
@@ -86,7 +96,7 @@ struct wheel_storage {
     return idx < level0_slots ? 0 : 1 + (idx - level0_slots) / upper_slots;
   }
 
-  timer_node* head[slot_count] = {};          ///< circular list per slot; tail is head->store_prev
+  wheel_node* head[slot_count] = {};          ///< circular list per slot; tail is head->prev
   // Levels >= 1 only, indexed by idx - level0_slots:
   std::uint64_t min_due[upper_count] = {};    ///< earliest due per slot
   std::uint32_t min_count[upper_count] = {};  ///< timers at min_due in the slot
@@ -95,15 +105,20 @@ struct wheel_storage {
 
 }  // namespace detail
 
-/// A hierarchical timing wheel: O(1) insert/erase, (due, seq) order, exact
+/// A hierarchical timing wheel: O(1) insert/erase, (due, insertion) order, exact
 /// next_due(), any 64-bit due time. A drop-in alternative to heap_timers.
 class wheel_timers {
+ public:
+  /// What a timer carries for the wheel (28 bytes).
+  using node = detail::wheel_node;
+
+ private:
   using storage = detail::wheel_storage;
   static constexpr unsigned levels = storage::levels;
   static constexpr unsigned words = storage::slot_count / 64;  // occupancy bitmap words
   static constexpr unsigned up = storage::level0_slots;        // first slot of level 1
   static constexpr std::uint32_t overdue_index = UINT32_MAX;
-  static constexpr std::uint32_t refined_flag = std::uint32_t{1} << 31;  // store_index: position in refined_
+  static constexpr std::uint32_t refined_flag = std::uint32_t{1} << 31;  // slot: position in refined_
   static constexpr std::uint32_t no_slot = UINT32_MAX;
   static constexpr unsigned rescan_limit = 64;  // longer stale slots get an index instead
 
@@ -122,10 +137,11 @@ class wheel_timers {
   }
   ~wheel_timers() = default;
 
-  /// Adds n (not in the store; n.due and n.seq set). Allocates only the first time.
-  void insert(timer_node& n) {
+  /// Adds n (not in the store), due at `due`. Allocates only the first time.
+  void insert(node& n, std::uint64_t due) {
     if (!store_) [[unlikely]]
       store_ = std::make_unique<storage>();
+    n.due = due;
     if (n.due < cur_) [[unlikely]]
       insert_overdue(n);
     else
@@ -134,9 +150,9 @@ class wheel_timers {
   }
 
   /// Removes n (which is in the store).
-  void erase(timer_node& n) noexcept {
+  void erase(node& n) noexcept {
     --size_;
-    const std::uint32_t idx = n.store_index;
+    const std::uint32_t idx = n.slot;
     if (idx == overdue_index) [[unlikely]] {
       overdue_ = unlink(overdue_, n);
       return;
@@ -145,7 +161,7 @@ class wheel_timers {
       erase_refined(n);
       return;
     }
-    timer_node*& head = store_->head[idx];
+    node*& head = store_->head[idx];
     head = unlink(head, n);
     if (head == nullptr) {
       clear_bit(idx);
@@ -154,11 +170,11 @@ class wheel_timers {
     }
   }
 
-  /// Removes and returns the earliest (due, seq) timer with due <= now, or nullptr.
-  timer_node* pop_expired(std::uint64_t now) noexcept {
+  /// Removes and returns the earliest timer with due <= now, or nullptr.
+  node* pop_expired(std::uint64_t now) noexcept {
     if (overdue_ != nullptr) [[unlikely]] {
       if (overdue_->due > now) return nullptr;
-      timer_node* n = overdue_;
+      node* n = overdue_;
       overdue_ = unlink(overdue_, *n);
       --size_;
       return n;
@@ -178,8 +194,8 @@ class wheel_timers {
       cur_ = start;
       const unsigned idx = storage::first_slot(k) + s;
       if (k == 0) {
-        timer_node*& head = store_->head[idx];
-        timer_node* n = head;
+        node*& head = store_->head[idx];
+        node* n = head;
         head = unlink(head, *n);
         if (head == nullptr)
           clear_bit(idx);
@@ -224,17 +240,17 @@ class wheel_timers {
     return (cur_ & ~below(storage::shift(k) + storage::width(k))) | (std::uint64_t{s} << storage::shift(k));
   }
 
-  /// Links n (due >= cur_) into its slot, keeping the slot in seq order.
-  void place(timer_node& n) {
+  /// Links n (due >= cur_) at the end of its slot.
+  void place(node& n) {
     const std::uint64_t diff = n.due ^ cur_;
     const unsigned b = static_cast<unsigned>(std::bit_width(diff | 1) - 1);  // highest differing bit
     const unsigned k = b < storage::level0_bits ? 0 : 1 + (b - storage::level0_bits) / storage::level_bits;
     const unsigned s = static_cast<unsigned>(n.due >> storage::shift(k)) & ((1u << storage::width(k)) - 1);
     const unsigned idx = storage::first_slot(k) + s;
-    n.store_index = idx;
-    timer_node*& head = store_->head[idx];
+    n.slot = idx;
+    node*& head = store_->head[idx];
     if (head == nullptr) {
-      n.store_prev = n.store_next = &n;
+      n.prev = n.next = &n;
       head = &n;
       set_bit(idx);
       if (k != 0) {
@@ -248,11 +264,11 @@ class wheel_timers {
       // Only from insert() (a cascade never targets the earliest slot); the
       // one allocation comes first, so a bad_alloc leaves everything as it was.
       refined_.push_back(refined_entry{n.due, &n});
-      link_sorted(head, n);
+      append(head, n);
       refined_up(refined_.size() - 1, refined_.back());
       return;
     }
-    link_sorted(head, n);
+    append(head, n);
     if (k != 0) {
       std::uint64_t& m = store_->min_due[idx - up];
       if (n.due < m) {  // also repairs a stale minimum: n is the earliest now
@@ -267,78 +283,65 @@ class wheel_timers {
 
   /// Re-places every timer of a higher slot relative to cur_ (== the slot's start).
   void cascade(unsigned idx) noexcept {
-    if (idx == refined_idx_) {  // every node gets a new store_index below
+    if (idx == refined_idx_) {  // every node gets a new slot below
       refined_idx_ = no_slot;
       refined_.clear();
     }
-    timer_node* n = store_->head[idx];
+    node* n = store_->head[idx];
     store_->head[idx] = nullptr;
     clear_bit(idx);
-    n->store_prev->store_next = nullptr;  // open the ring; order is preserved below
+    n->prev->next = nullptr;  // open the ring; order is preserved below
     while (n != nullptr) {
-      timer_node* next = n->store_next;
+      node* next = n->next;
       place(*n);
       n = next;
     }
   }
 
-  void insert_overdue(timer_node& n) noexcept {
-    n.store_index = overdue_index;
+  void insert_overdue(node& n) noexcept {
+    n.slot = overdue_index;
     if (overdue_ == nullptr) {
-      n.store_prev = n.store_next = &n;
+      n.prev = n.next = &n;
       overdue_ = &n;
       return;
     }
-    // Sorted by (due, seq): walk back from the tail.
-    timer_node* after = overdue_->store_prev;
+    // Sorted by due, ties in insertion order: walk back from the tail.
+    node* after = overdue_->prev;
     while (before(n, *after)) {
       if (after == overdue_) {  // n becomes the new head
-        link_after(*overdue_->store_prev, n);
+        link_after(*overdue_->prev, n);
         overdue_ = &n;
         return;
       }
-      after = after->store_prev;
+      after = after->prev;
     }
     link_after(*after, n);
   }
 
-  [[nodiscard]] static bool before(const timer_node& a, const timer_node& b) noexcept {
-    return a.due < b.due || (a.due == b.due && a.seq < b.seq);
-  }
+  [[nodiscard]] static bool before(const node& a, const node& b) noexcept { return a.due < b.due; }
 
   // -- circular lists --------------------------------------------------------
 
-  static void link_after(timer_node& pos, timer_node& n) noexcept {
-    n.store_prev = &pos;
-    n.store_next = pos.store_next;
-    pos.store_next->store_prev = &n;
-    pos.store_next = &n;
+  static void link_after(node& pos, node& n) noexcept {
+    n.prev = &pos;
+    n.next = pos.next;
+    pos.next->prev = &n;
+    pos.next = &n;
   }
 
-  /// Appends n to a non-empty ring in seq order: O(1) when seq only grows.
-  static void link_sorted(timer_node*& head, timer_node& n) noexcept {
-    timer_node* after = head->store_prev;
-    while (n.seq < after->seq) [[unlikely]] {
-      if (after == head) {
-        link_after(*head->store_prev, n);
-        head = &n;
-        return;
-      }
-      after = after->store_prev;
-    }
-    link_after(*after, n);
-  }
+  /// Appends n to a non-empty ring.
+  static void append(node* head, node& n) noexcept { link_after(*head->prev, n); }
 
   /// Unlinks n from the ring starting at head; returns the new head (nullptr if empty).
-  static timer_node* unlink(timer_node* head, timer_node& n) noexcept {
-    timer_node* next = n.store_next;
+  static node* unlink(node* head, node& n) noexcept {
+    node* next = n.next;
     if (next == &n) {
-      n.store_prev = n.store_next = nullptr;
+      n.prev = n.next = nullptr;
       return nullptr;
     }
-    n.store_prev->store_next = next;
-    next->store_prev = n.store_prev;
-    n.store_prev = n.store_next = nullptr;
+    n.prev->next = next;
+    next->prev = n.prev;
+    n.prev = n.next = nullptr;
     return head == &n ? next : head;
   }
 
@@ -398,11 +401,11 @@ class wheel_timers {
   /// Recomputes a higher slot's minimum due (after its minimum was erased).
   /// With a limit, gives up (false) on slots longer than rescan_limit.
   bool rescan(unsigned idx, bool limited = true) const noexcept {
-    const timer_node* head = store_->head[idx];
+    const node* head = store_->head[idx];
     std::uint64_t m = head->due;
     std::uint32_t count = 1;
     unsigned seen = 1;
-    for (const timer_node* n = head->store_next; n != head; n = n->store_next) {
+    for (const node* n = head->next; n != head; n = n->next) {
       if (limited && ++seen > rescan_limit) return false;
       if (n->due < m) {
         m = n->due;
@@ -425,23 +428,23 @@ class wheel_timers {
   // of its due times, built once in O(slot): its minimum is then exact at
   // O(log slot) per insert and erase into that slot, until it cascades.
   // Its nodes keep their place in the slot's list (order is untouched) and
-  // carry their heap position in store_index.
+  // carry their heap position in slot.
 
   struct refined_entry {
     std::uint64_t due;
-    timer_node* node;
+    node* timer;
   };
 
   /// Builds the refined index of slot idx and returns its minimum due.
   std::uint64_t refine(unsigned idx) const noexcept {
     if (refined_idx_ != no_slot) unrefine();
-    timer_node* head = store_->head[idx];
+    node* head = store_->head[idx];
     try {
       refined_.clear();
-      timer_node* n = head;
+      node* n = head;
       do {
         refined_.push_back(refined_entry{n->due, n});
-        n = n->store_next;
+        n = n->next;
       } while (n != head);
     } catch (const std::bad_alloc&) {
       refined_.clear();
@@ -450,7 +453,7 @@ class wheel_timers {
     }
     for (std::size_t i = refined_.size() / 2; i-- > 0;) refined_down(i, refined_[i]);
     for (std::size_t i = 0; i < refined_.size(); ++i)
-      refined_[i].node->store_index = refined_flag | static_cast<std::uint32_t>(i);
+      refined_[i].timer->slot = refined_flag | static_cast<std::uint32_t>(i);
     refined_idx_ = idx;
     return refined_.front().due;
   }
@@ -461,17 +464,17 @@ class wheel_timers {
     const unsigned idx = refined_idx_;
     refined_idx_ = no_slot;
     refined_.clear();
-    timer_node* head = store_->head[idx];
-    timer_node* n = head;
+    node* head = store_->head[idx];
+    node* n = head;
     do {
-      n->store_index = idx;
-      n = n->store_next;
+      n->slot = idx;
+      n = n->next;
     } while (n != head);
   }
 
-  void erase_refined(timer_node& n) noexcept {
+  void erase_refined(node& n) noexcept {
     const unsigned idx = refined_idx_;
-    timer_node*& head = store_->head[idx];
+    node*& head = store_->head[idx];
     head = unlink(head, n);
     if (head == nullptr) {
       clear_bit(idx);
@@ -479,7 +482,7 @@ class wheel_timers {
       refined_.clear();
       return;
     }
-    const std::size_t i = n.store_index & ~refined_flag;
+    const std::size_t i = n.slot & ~refined_flag;
     const refined_entry last = refined_.back();
     refined_.pop_back();
     if (i == refined_.size()) return;
@@ -491,7 +494,7 @@ class wheel_timers {
 
   void refined_set(std::size_t i, const refined_entry& e) const noexcept {
     refined_[i] = e;
-    e.node->store_index = refined_flag | static_cast<std::uint32_t>(i);
+    e.timer->slot = refined_flag | static_cast<std::uint32_t>(i);
   }
 
   void refined_up(std::size_t i, const refined_entry e) const noexcept {
@@ -531,7 +534,7 @@ class wheel_timers {
   }
 
   std::unique_ptr<storage> store_;  ///< slots, allocated on first insert
-  timer_node* overdue_ = nullptr;   ///< sorted ring of timers inserted with due < cur_
+  node* overdue_ = nullptr;   ///< sorted ring of timers inserted with due < cur_
   std::uint64_t cur_ = 0;           ///< position: timers with due < cur_ were all popped
   std::size_t size_ = 0;
   std::uint32_t level_mask_ = 0;                   ///< bit k: level k has an occupied slot

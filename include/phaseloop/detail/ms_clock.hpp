@@ -1,0 +1,133 @@
+#pragma once
+// monotonic_ms_clock: CLOCK_MONOTONIC in whole milliseconds, for a loop that
+// reads its clock every time a timer is set (Node semantics).
+//
+// A vDSO clock_gettime costs ~20 ns, and on x86 it is worse than that: its
+// TSC read is ordered (lfence; rdtsc), so the cache misses of the code around
+// it stop overlapping. A loop resetting request timeouts paid several times
+// the clock's own cost for that. Between millisecond boundaries the answer
+// cannot change, so on x86-64 with an invariant TSC that Linux itself uses as
+// its clocksource, each real read also computes the TSC value before which
+// the next boundary cannot have passed, and later reads compare a plain
+// (unordered) rdtsc against it. The deadline uses a lower bound of the TSC
+// rate measured from two real reads, each bracketed by TSC reads, lowered by
+// a further 0.1% for NTP slewing of CLOCK_MONOTONIC, so it is never late: a
+// fast read returns what clock_gettime would have returned, except that an
+// unordered rdtsc may run a few cycles ahead of the instructions before it.
+// Until the rate is known, when the TSC goes backwards (another CPU), and
+// everywhere else, every read is a real one. When CLOCK_MONOTONIC_COARSE has
+// 1 ms resolution or better, that cheap read is used instead, as libuv does.
+
+#if defined(__linux__)
+
+#include <time.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <x86intrin.h>
+#define PHASELOOP_DETAIL_HAS_TSC 1
+#else
+#define PHASELOOP_DETAIL_HAS_TSC 0
+#endif
+
+namespace phaseloop::detail {
+
+class monotonic_ms_clock {
+ public:
+  monotonic_ms_clock() noexcept {
+    timespec res{};
+    coarse_ok_ = ::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 &&
+                 res.tv_nsec <= 1000000;
+    tsc_ok_ = !coarse_ok_ && tsc_usable();
+  }
+
+  /// Milliseconds of CLOCK_MONOTONIC, as clock_gettime would give them now.
+  [[nodiscard]] std::uint64_t now_ms() const noexcept {
+#if PHASELOOP_DETAIL_HAS_TSC
+    if (tsc_ok_) {
+      const std::uint64_t t = __rdtsc();
+      if (t - tsc_base_ < tsc_window_) return ms_;
+      return read_and_calibrate();
+    }
+#endif
+    timespec ts{};
+    ::clock_gettime(coarse_ok_ ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+  }
+
+  /// Whether reads between millisecond boundaries skip clock_gettime.
+  [[nodiscard]] bool uses_tsc() const noexcept { return tsc_ok_; }
+  /// Whether reads use CLOCK_MONOTONIC_COARSE (up to 1 ms behind, as libuv's).
+  [[nodiscard]] bool uses_coarse() const noexcept { return coarse_ok_; }
+  /// Whether the rate is known yet (fast reads need it).
+  [[nodiscard]] bool calibrated() const noexcept { return ticks_per_ns_ > 0; }
+
+ private:
+#if PHASELOOP_DETAIL_HAS_TSC
+  /// Invariant TSC (CPUID 0x80000007 EDX bit 8), and the kernel's own
+  /// clocksource is the TSC, so it considers it synchronised across CPUs.
+  static bool tsc_usable() noexcept {
+    static const bool usable = [] {
+      unsigned a = 0, b = 0, c = 0, d = 0;
+      if (__get_cpuid(0x80000000u, &a, &b, &c, &d) == 0 || a < 0x80000007u) return false;
+      if (__get_cpuid(0x80000007u, &a, &b, &c, &d) == 0 || (d & (1u << 8)) == 0) return false;
+      std::FILE* f = std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+      if (f == nullptr) return false;
+      char name[32] = {};
+      const bool read = std::fgets(name, sizeof name, f) != nullptr;
+      std::fclose(f);
+      return read && std::strncmp(name, "tsc\n", 4) == 0;
+    }();
+    return usable;
+  }
+
+  std::uint64_t read_and_calibrate() const noexcept {
+    timespec ts{};
+    const std::uint64_t before = __rdtsc();
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    const std::uint64_t after = __rdtsc();
+    const std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 + static_cast<std::uint64_t>(ts.tv_nsec);
+    ms_ = ns / 1000000;
+    tsc_window_ = 0;
+    // A pair is only as exact as the TSC reads around it: skip pairs where
+    // the thread was interrupted in between.
+    if (after < before || after - before > max_bracket) return ms_;
+    if (anchor_ns_ == 0) {
+      anchor_ns_ = ns;
+      anchor_tsc_after_ = after;
+    } else if (ns - anchor_ns_ >= calibration_span_ns && before > anchor_tsc_after_) {
+      // At anchor_ns_ the TSC was at most anchor_tsc_after_; at ns at least
+      // `before`: the true rate is at least this.
+      ticks_per_ns_ = static_cast<double>(before - anchor_tsc_after_) / static_cast<double>(ns - anchor_ns_) * 0.999;
+    }
+    if (ticks_per_ns_ > 0) {
+      tsc_base_ = before;
+      const std::uint64_t to_boundary = (ms_ + 1) * 1000000 - ns;
+      tsc_window_ = static_cast<std::uint64_t>(static_cast<double>(to_boundary) * ticks_per_ns_);
+    }
+    return ms_;
+  }
+
+  static constexpr std::uint64_t max_bracket = 100000;            // TSC ticks: ~30 us
+  static constexpr std::uint64_t calibration_span_ns = 20000000;  // 20 ms between the two reads
+#else
+  static bool tsc_usable() noexcept { return false; }
+#endif
+
+  bool coarse_ok_ = false;
+  bool tsc_ok_ = false;
+  mutable std::uint64_t ms_ = 0;
+  mutable std::uint64_t tsc_base_ = 0;
+  mutable std::uint64_t tsc_window_ = 0;  // fast reads while rdtsc() - tsc_base_ < this
+  mutable double ticks_per_ns_ = 0;       // lower bound of the TSC rate, 0 until measured
+  mutable std::uint64_t anchor_ns_ = 0;
+  mutable std::uint64_t anchor_tsc_after_ = 0;
+};
+
+}  // namespace phaseloop::detail
+
+#endif  // __linux__
