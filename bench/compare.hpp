@@ -2,6 +2,9 @@
 // Side-by-side figures: each benchmark measures its own per-item time and
 // records it under (workload, implementation); the binary's main prints a
 // table with the ratio of each peer to phaseloop once every benchmark ran.
+// With --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true
+// (PERFORMANCE.md's method: the same row moves 20-30% between runs on a
+// shared machine) each figure is the median of the interleaved runs.
 
 #include <benchmark/benchmark.h>
 
@@ -9,8 +12,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace phaseloop::bench {
 
@@ -24,10 +29,17 @@ inline std::int64_t scaled(std::int64_t n) {
   return n / scale > 0 ? n / scale : 1;
 }
 
-/// workload -> implementation -> nanoseconds per item (the last run of it).
-inline std::map<std::string, std::map<std::string, double>>& results() {
-  static std::map<std::string, std::map<std::string, double>> table;
+/// workload -> implementation -> nanoseconds per item, one figure per run.
+inline std::map<std::string, std::map<std::string, std::vector<double>>>& results() {
+  static std::map<std::string, std::map<std::string, std::vector<double>>> table;
   return table;
+}
+
+/// The median of a workload's runs (the lower middle one for an even count).
+inline double median(std::vector<double> runs) {
+  if (runs.empty()) return 0;
+  std::sort(runs.begin(), runs.end());
+  return runs[(runs.size() - 1) / 2];
 }
 
 /// Times the benchmark loop by hand, so the per-item figure is exact.
@@ -47,7 +59,7 @@ class item_timer {
     const double ns = std::chrono::duration<double, std::nano>(elapsed_).count() / items_;
     state_.counters["ns_per_item"] = ns;
     state_.SetItemsProcessed(static_cast<std::int64_t>(items_));
-    results()[workload_][implementation_] = ns;
+    results()[workload_][implementation_].push_back(ns);
   }
 
  private:
@@ -63,17 +75,18 @@ class item_timer {
 /// (peer time / phaseloop time: above 1 means phaseloop is faster).
 inline void print_ratio_table() {
   if (results().empty()) return;
-  std::printf("\n%-42s %-22s %12s %10s\n", "workload", "implementation", "ns/item", "vs phaseloop");
+  std::printf("\n%-42s %-22s %12s %10s %5s\n", "workload", "implementation", "ns/item", "vs phaseloop", "runs");
   for (const auto& [workload, impls] : results()) {
     // The phaseloop row the ratio is taken against: the fastest phaseloop variant.
     double base = 0;
-    for (const auto& [impl, ns] : impls)
-      if (impl.rfind("phaseloop", 0) == 0 && (base == 0 || ns < base)) base = ns;
-    for (const auto& [impl, ns] : impls) {
+    for (const auto& [impl, runs] : impls)
+      if (impl.rfind("phaseloop", 0) == 0 && (base == 0 || median(runs) < base)) base = median(runs);
+    for (const auto& [impl, runs] : impls) {
+      const double ns = median(runs);
       if (base > 0 && impl.rfind("phaseloop", 0) != 0)
-        std::printf("%-42s %-22s %12.1f %9.2fx\n", workload.c_str(), impl.c_str(), ns, ns / base);
+        std::printf("%-42s %-22s %12.1f %11.2fx %5zu\n", workload.c_str(), impl.c_str(), ns, ns / base, runs.size());
       else
-        std::printf("%-42s %-22s %12.1f\n", workload.c_str(), impl.c_str(), ns);
+        std::printf("%-42s %-22s %12.1f %12s %5zu\n", workload.c_str(), impl.c_str(), ns, "", runs.size());
     }
   }
 }

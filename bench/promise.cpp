@@ -135,7 +135,7 @@ void BM_promise_node_reference(benchmark::State& state) {
     double ns = 0;
     int found = 0;
     while (lines >> workload >> ns) {
-      phaseloop::bench::results()[workload]["node"] = ns;
+      phaseloop::bench::results()[workload]["node"].push_back(ns);
       state.counters[workload] = ns;
       ++found;
     }

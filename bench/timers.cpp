@@ -76,11 +76,14 @@ void share_peer_figure(const char* name, const char* peer, const char* also = nu
   if (it == table.end()) return;
   const auto figure = it->second.find(peer);
   if (figure == it->second.end()) return;
-  const double ns = figure->second;
+  const std::vector<double> runs = figure->second;
   table.erase(it);
   for (const char* target : {name, also}) {
     if (target == nullptr) continue;
-    for (const char* store : {"heap", "wheel"}) table[std::string(target) + " [" + store + "]"][peer] = ns;
+    for (const char* store : {"heap", "wheel"}) {
+      auto& row = table[std::string(target) + " [" + store + "]"][peer];
+      row.insert(row.end(), runs.begin(), runs.end());
+    }
   }
 }
 

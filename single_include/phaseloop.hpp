@@ -45,9 +45,13 @@ inline constexpr version_info version{PHASELOOP_VERSION_MAJOR, PHASELOOP_VERSION
 
 // #include <phaseloop/detail/function.hpp>
 // A move-only callable with a small inline buffer: a lambda capturing up to
-// four pointers is stored without a heap allocation.
+// four pointers (or the chosen capacity) is stored without a heap
+// allocation. A trivially copyable callable stored inline (a lambda
+// capturing pointers and numbers) moves by copying the buffer and needs no
+// destruction, so moving and dropping it makes no indirect call.
 
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <new>
@@ -63,8 +67,8 @@ template <class R, class... Args, std::size_t Capacity>
 class unique_function<R(Args...), Capacity> {
   struct vtable {
     R (*call)(void* self, Args&&... args);
-    void (*relocate)(void* dst, void* src) noexcept;  // move-construct into dst, destroy src
-    void (*destroy)(void* self) noexcept;
+    void (*relocate)(void* dst, void* src) noexcept;  // move-construct into dst, destroy src; null: copy the bytes
+    void (*destroy)(void* self) noexcept;             // null: nothing to do
   };
 
   template <class F>
@@ -72,15 +76,26 @@ class unique_function<R(Args...), Capacity> {
                                       std::is_nothrow_move_constructible_v<F>;
 
   template <class F>
+  static constexpr bool trivial = std::is_trivially_copyable_v<F> && std::is_trivially_destructible_v<F>;
+
+  template <class F>
+  static void relocate_inline(void* dst, void* src) noexcept {
+    ::new (dst) F(std::move(*static_cast<F*>(src)));
+    static_cast<F*>(src)->~F();
+  }
+
+  template <class F>
+  static void destroy_inline(void* self) noexcept {
+    static_cast<F*>(self)->~F();
+  }
+
+  template <class F>
   static constexpr vtable inline_vtable{
       [](void* self, Args&&... args) -> R {
         return std::invoke(*static_cast<F*>(self), std::forward<Args>(args)...);
       },
-      [](void* dst, void* src) noexcept {
-        ::new (dst) F(std::move(*static_cast<F*>(src)));
-        static_cast<F*>(src)->~F();
-      },
-      [](void* self) noexcept { static_cast<F*>(self)->~F(); },
+      trivial<F> ? nullptr : &relocate_inline<F>,
+      trivial<F> ? nullptr : &destroy_inline<F>,
   };
 
   template <class F>
@@ -88,7 +103,7 @@ class unique_function<R(Args...), Capacity> {
       [](void* self, Args&&... args) -> R {
         return std::invoke(**static_cast<F**>(self), std::forward<Args>(args)...);
       },
-      [](void* dst, void* src) noexcept { *static_cast<F**>(dst) = *static_cast<F**>(src); },
+      nullptr,  // the pointer moves with the bytes
       [](void* self) noexcept { delete *static_cast<F**>(self); },
   };
 
@@ -110,20 +125,12 @@ class unique_function<R(Args...), Capacity> {
     }
   }
 
-  unique_function(unique_function&& other) noexcept : vtable_(other.vtable_) {
-    if (vtable_ != nullptr) {
-      vtable_->relocate(buffer_, other.buffer_);
-      other.vtable_ = nullptr;
-    }
-  }
+  unique_function(unique_function&& other) noexcept { take(other); }
 
   unique_function& operator=(unique_function&& other) noexcept {
     if (this != &other) {
       reset();
-      if (other.vtable_ != nullptr) {
-        other.vtable_->relocate(buffer_, other.buffer_);
-        vtable_ = std::exchange(other.vtable_, nullptr);
-      }
+      take(other);
     }
     return *this;
   }
@@ -142,10 +149,23 @@ class unique_function<R(Args...), Capacity> {
   R operator()(Args... args) { return vtable_->call(buffer_, std::forward<Args>(args)...); }
 
   void reset() noexcept {
-    if (vtable_ != nullptr) std::exchange(vtable_, nullptr)->destroy(buffer_);
+    if (vtable_ != nullptr) {
+      const vtable* v = std::exchange(vtable_, nullptr);
+      if (v->destroy != nullptr) v->destroy(buffer_);
+    }
   }
 
  private:
+  /// Moves other's callable here (this holds none).
+  void take(unique_function& other) noexcept {
+    if (other.vtable_ == nullptr) return;
+    if (other.vtable_->relocate != nullptr)
+      other.vtable_->relocate(buffer_, other.buffer_);
+    else
+      std::memcpy(buffer_, other.buffer_, Capacity);
+    vtable_ = std::exchange(other.vtable_, nullptr);
+  }
+
   alignas(void*) unsigned char buffer_[Capacity];
   const vtable* vtable_ = nullptr;
 };
