@@ -3634,28 +3634,13 @@ class wheel_timers {
     const unsigned s = static_cast<unsigned>(n.due >> storage::shift(k)) & ((1u << storage::width(k)) - 1);
     const unsigned idx = storage::first_slot(k) + s;
     n.slot = idx;
-    node*& head = store_->head[idx];
-    if (head == nullptr) {
-      n.prev = n.next = &n;
-      head = &n;
-      set_bit(idx);
-      if (k != 0) {
-        store_->min_due[idx - up] = n.due;
-        store_->min_count[idx - up] = 1;
-        clear_stale(idx);
-      }
-      return;
-    }
-    if (idx == refined_idx_) [[unlikely]] {
-      // Only from insert() (a cascade never targets the earliest slot); the
-      // one allocation comes first, so a bad_alloc leaves everything as it was.
-      refined_.push_back(refined_entry{n.due, &n});
-      append(head, n);
-      refined_up(refined_.size() - 1, refined_.back());
+    node* head = store_->head[idx];
+    if (head == nullptr || idx == refined_idx_) {
+      place_first_or_refined(n, idx);
       return;
     }
     append(head, n);
-    if (k != 0) {
+    if (idx >= up) {
       std::uint64_t& m = store_->min_due[idx - up];
       if (n.due < m) {  // also repairs a stale minimum: n is the earliest now
         m = n.due;
@@ -3665,6 +3650,29 @@ class wheel_timers {
         ++store_->min_count[idx - up];
       }
     }
+  }
+
+  /// place() into an empty slot, or into the refined slot (kept out of line:
+  /// the common case is appending to a slot that already has timers).
+  void place_first_or_refined(node& n, unsigned idx) {
+    node*& head = store_->head[idx];
+    if (head == nullptr) {
+      n.prev = n.next = &n;
+      head = &n;
+      set_bit(idx);
+      if (idx >= up) {
+        store_->min_due[idx - up] = n.due;
+        store_->min_count[idx - up] = 1;
+        clear_stale(idx);
+      }
+      return;
+    }
+    // The refined slot. Only from insert() (a cascade never targets the
+    // earliest slot); the one allocation comes first, so a bad_alloc leaves
+    // everything as it was.
+    refined_.push_back(refined_entry{n.due, &n});
+    append(head, n);
+    refined_up(refined_.size() - 1, refined_.back());
   }
 
   /// Re-places every timer of a higher slot relative to cur_ (== the slot's start).
@@ -4207,7 +4215,7 @@ class monotonic_ms_clock {
   }
 
   static constexpr std::uint64_t max_bracket = 100000;            // TSC ticks: ~30 us
-  static constexpr std::uint64_t calibration_span_ns = 20000000;  // 20 ms between the two reads
+  static constexpr std::uint64_t calibration_span_ns = 2000000;  // 2 ms between the two reads
 #else
   static bool tsc_usable() noexcept { return false; }
 #endif

@@ -113,7 +113,7 @@ class monotonic_ms_clock {
   }
 
   static constexpr std::uint64_t max_bracket = 100000;            // TSC ticks: ~30 us
-  static constexpr std::uint64_t calibration_span_ns = 20000000;  // 20 ms between the two reads
+  static constexpr std::uint64_t calibration_span_ns = 2000000;  // 2 ms between the two reads
 #else
   static bool tsc_usable() noexcept { return false; }
 #endif
