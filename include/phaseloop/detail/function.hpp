@@ -117,9 +117,20 @@ class unique_function<R(Args...), Capacity> {
     if (other.vtable_->relocate != nullptr)
       other.vtable_->relocate(buffer_, other.buffer_);
     else
-      std::memcpy(buffer_, other.buffer_, Capacity);
+      copy_buffer(other);
     vtable_ = std::exchange(other.vtable_, nullptr);
   }
+
+  // The callable may fill only part of the buffer; copying the rest as bytes
+  // is well defined (unsigned char), but GCC's flow analysis reports it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+  void copy_buffer(const unique_function& other) noexcept { std::memcpy(buffer_, other.buffer_, Capacity); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
   alignas(void*) unsigned char buffer_[Capacity];
   const vtable* vtable_ = nullptr;
