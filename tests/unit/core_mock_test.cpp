@@ -660,3 +660,61 @@ TEMPLATE_TEST_CASE("metrics count iterations, events and virtual time blocked in
   const loop_metrics m = loop.metrics();
   CHECK(boost::pfr::eq(m, loop_metrics{3, 1, 30ms}));
 }
+
+// ------------------------------------------------------- records and captures
+
+TEMPLATE_TEST_CASE("handles from before the loop's timers all finished stay stale when their slots are reused",
+                   "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  // Once no timer is live the loop hands out timer slots from the start
+  // again, so new timers take the old ones' slots: the generation keeps the
+  // old handles from reaching the new timers.
+  TestType loop;
+  using handle = typename TestType::timer_handle;
+  std::vector<handle> old_handles;
+  int old_fired = 0, new_fired = 0;
+  for (int i = 0; i < 600; ++i) old_handles.push_back(loop.set_timeout([&] { ++old_fired; }, milliseconds(1 + i % 7)));
+  loop.run();
+  REQUIRE(old_fired == 600);
+  std::vector<handle> new_handles;
+  for (int i = 0; i < 600; ++i) new_handles.push_back(loop.set_interval([&] { ++new_fired; }, 10ms));
+  for (const handle& h : old_handles) {
+    CHECK_FALSE(h.active());
+    loop.clear_timeout(h);  // must not clear the new timer in the same slot
+  }
+  for (handle& h : old_handles) h.refresh().unref();
+  for (const handle& h : new_handles) {
+    CHECK(h.active());
+    CHECK(h.has_ref());
+  }
+  CHECK(std::none_of(new_handles.begin(), new_handles.end(),
+                     [&](const handle& h) { return std::find(old_handles.begin(), old_handles.end(), h) != old_handles.end(); }));
+  loop.set_timeout([&] { for (const handle& h : new_handles) loop.clear_interval(h); }, 25ms);
+  loop.run();
+  CHECK(new_fired == 2 * 600);
+}
+
+TEMPLATE_TEST_CASE("callback captures are destroyed exactly once: inline, trivially copyable or allocated",
+                   "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
+  auto token = std::make_shared<int>(0);
+  struct big {
+    std::shared_ptr<int> token;
+    char padding[64] = {};
+  };
+  int ran = 0;
+  int* counter = &ran;
+  for (int i = 0; i < 100; ++i) {
+    loop.set_timeout([token] { ++*token; }, 1ms);                      // inline, not trivially copyable
+    loop.set_timeout([counter, i] { *counter += i >= 0 ? 1 : 0; }, 2ms);  // inline, trivially copyable
+    loop.set_timeout([b = big{token}] { ++*b.token; }, 3ms);           // allocated
+    auto cleared = loop.set_timeout([token] { ++*token; }, 4ms);       // cleared before it runs
+    loop.clear_timeout(cleared);
+    loop.post([token] { ++*token; });                                   // moved as the posted queue grows
+    loop.set_immediate([b = big{token}] { ++*b.token; });
+  }
+  CHECK(token.use_count() == 1 + 100 * 4);
+  loop.run();
+  CHECK(ran == 100);
+  CHECK(*token == 100 * 4);
+  CHECK(token.use_count() == 1);
+}
