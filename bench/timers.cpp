@@ -27,6 +27,10 @@
 #include <uv.h>
 #endif
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -47,14 +51,21 @@ using phaseloop::wheel_timers;
 using phaseloop::bench::item_timer;
 using phaseloop::bench::scaled;
 
-/// Resident memory of the process in bytes (Linux; 0 elsewhere).
-double resident_bytes() {
+/// Bytes the process holds from malloc (glibc's mallinfo2: exact, and not
+/// fooled by memory an earlier benchmark freed but the process kept);
+/// elsewhere the resident set (Linux), or 0.
+double allocated_bytes() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 info = ::mallinfo2();
+  return static_cast<double>(info.uordblks + info.hblkhd);
+#else
   std::FILE* f = std::fopen("/proc/self/statm", "r");
   if (f == nullptr) return 0;
   long pages = 0, resident = 0;
   const int got = std::fscanf(f, "%ld %ld", &pages, &resident);
   std::fclose(f);
   return got == 2 ? static_cast<double>(resident) * 4096.0 : 0;
+#endif
 }
 
 template <class Store>
@@ -109,9 +120,9 @@ void timers_1m(benchmark::State& state) {
   };
   {  // memory of n live timers, measured once on a fresh loop
     auto fresh = std::make_unique<epoll_loop<Store>>();
-    const double before = resident_bytes();
+    const double before = allocated_bytes();
     for (std::int64_t i = 0; i < n; ++i) fresh->set_timeout([f = &fired] { ++*f; }, timeout_1m(i));
-    state.counters["MiB"] = (resident_bytes() - before) / (1024.0 * 1024.0);
+    state.counters["MiB"] = (allocated_bytes() - before) / (1024.0 * 1024.0);
     fresh->run();
   }
   item_timer timer(state, workload<Store>("timers_1m"), "phaseloop");
@@ -261,7 +272,7 @@ void libuv_timers_1m(benchmark::State& state) {
   uv_loop_t* loop = &owner.loop;
   std::int64_t fired = 0;
   {
-    const double before = resident_bytes();
+    const double before = allocated_bytes();
     std::vector<uv_timer_t> timers(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
       uv_timer_t& t = timers[static_cast<std::size_t>(i)];
@@ -269,7 +280,7 @@ void libuv_timers_1m(benchmark::State& state) {
       t.data = &fired;
       uv_timer_start(&t, uv_count, static_cast<std::uint64_t>(timeout_1m(i).count()), 0);
     }
-    state.counters["MiB"] = (resident_bytes() - before) / (1024.0 * 1024.0);
+    state.counters["MiB"] = (allocated_bytes() - before) / (1024.0 * 1024.0);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_close_all(loop, timers);
   }
