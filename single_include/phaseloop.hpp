@@ -697,18 +697,25 @@ class loop_core {
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 namespace phaseloop::detail {
 
 /// What a pooled record carries: a generation, odd while the slot is in use,
-/// and a link that is the next free slot while free and the slot's own index
-/// while in use (so a record knows its index without another field).
+/// and a link that is the next free slot while free and, while in use, the
+/// slot's own index (so a record knows its index without another field) and
+/// one bit for the record's owner, clear when the slot is acquired. Whole
+/// 32-bit words, read and written whole: a narrower store followed by a wider
+/// load of the same bytes would stall the loop's hot paths.
 struct pool_slot {
+  static constexpr std::uint32_t index_mask = 0x7fffffffu;
   std::uint32_t generation = 0;
   std::uint32_t link = 0;
   [[nodiscard]] bool in_use() const noexcept { return (generation & 1u) != 0; }
-  [[nodiscard]] std::uint32_t slot_index() const noexcept { return link; }
+  [[nodiscard]] std::uint32_t slot_index() const noexcept { return link & index_mask; }
+  [[nodiscard]] bool owner_bit() const noexcept { return (link >> 31) != 0; }
+  void set_owner_bit(bool on) noexcept { link = (link & index_mask) | (on ? ~index_mask : 0u); }
 };
 
 template <class T, std::size_t ChunkSize = 256>
@@ -716,7 +723,8 @@ class slot_pool {
   static_assert((ChunkSize & (ChunkSize - 1)) == 0, "chunk size must be a power of two");
 
  public:
-  static constexpr std::uint32_t npos = UINT32_MAX;
+  /// No slot; indices stay below it (2^31 - 1 records at the most).
+  static constexpr std::uint32_t npos = 0x7fffffffu;
 
   slot_pool() = default;
   slot_pool(const slot_pool&) = delete;
@@ -776,7 +784,10 @@ class slot_pool {
   }
 
  private:
-  void grow() { chunks_.push_back(std::make_unique<T[]>(ChunkSize)); }
+  void grow() {
+    if (capacity() + ChunkSize > npos) throw std::length_error("phaseloop: too many live records in one pool");
+    chunks_.push_back(std::make_unique<T[]>(ChunkSize));
+  }
 
   std::vector<std::unique_ptr<T[]>> chunks_;
   std::uint32_t free_head_ = npos;  // freed slots below bump_, most recent first
@@ -833,17 +844,31 @@ class basic_loop : public loop_core {
   // [this, id], a shared_ptr, a resolver); larger captures are allocated.
   using timer_callback = detail::unique_function<void(), 2 * sizeof(void*)>;
 
-  // Laid out tight: a million live timers are a million of these (72 bytes
-  // with wheel_timers, 48 plus a 24-byte heap entry with heap_timers). The
-  // store's node comes first; the pool_slot fills its tail padding.
-  struct timer_record : TimerStore::node, detail::pool_slot {
-    std::uint32_t delay = 1;  // ms, for refresh and re-arming
+  // Laid out tight: a million live timers are a million of these. The
+  // store's node comes first and the pool_slot fills its tail padding; a
+  // live timer that is not running is always in the store, and what the one
+  // running timer does to itself is kept in the loop (running_timer_), so the
+  // record needs only two flags: `repeat` beside the 31-bit delay, and
+  // `refed` in the pool slot's owner bit.
+  struct timer_fields : TimerStore::node, detail::pool_slot {
+    std::uint32_t timing = 1;  // the delay in ms (at most max_timer_delay) | repeat << 31
     timer_callback fn;
-    bool repeat : 1 = false;
-    bool refed : 1 = true;
-    bool armed : 1 = false;    // in the timer store
-    bool running : 1 = false;  // its callback is on the stack
-    bool cleared : 1 = false;  // cleared while running: released once the callback returns
+  };
+  // 64 bytes with wheel_timers, a cache line of its own; 40 (plus a 24-byte
+  // heap entry) with heap_timers.
+  struct alignas(sizeof(timer_fields) == 64 ? 64 : alignof(timer_fields)) timer_record : timer_fields {
+    static constexpr std::uint32_t repeat_bit = 0x80000000u;
+    [[nodiscard]] std::uint32_t delay() const noexcept { return this->timing & ~repeat_bit; }
+    [[nodiscard]] bool repeat() const noexcept { return (this->timing & repeat_bit) != 0; }
+    [[nodiscard]] bool refed() const noexcept { return this->owner_bit(); }
+    void set_refed(bool on) noexcept { this->set_owner_bit(on); }
+  };
+
+  /// The timer whose callback is on the stack, and what it did to itself.
+  struct running_timer {
+    timer_record* record = nullptr;
+    bool rearmed = false;  // refresh() from inside: it is in the store again
+    bool cleared = false;  // cleared from inside: released once the callback returns
   };
 
   struct immediate_record : detail::list_hook, detail::pool_slot {
@@ -907,12 +932,12 @@ class basic_loop : public loop_core {
     }
     [[nodiscard]] bool has_ref() const {
       const timer_record* r = record();
-      return r != nullptr && r->refed;
+      return r != nullptr && r->refed();
     }
     /// Scheduled to fire (an interval stays active until cleared).
     [[nodiscard]] bool active() const {
       const timer_record* r = record();
-      return r != nullptr && !r->cleared && (r->armed || (r->running && r->repeat));
+      return r != nullptr && loop_->timer_active(*r);
     }
     friend bool operator==(const timer_handle&, const timer_handle&) = default;
 
@@ -1357,10 +1382,8 @@ class basic_loop : public loop_core {
     const std::uint32_t index = timers_.acquire();
     timer_record& r = timers_[index];
     r.fn = std::forward<F>(cb);
-    r.delay = clamp_delay(delay);
-    r.repeat = repeat;
-    r.refed = true;
-    r.armed = r.running = r.cleared = false;
+    r.timing = clamp_delay(delay) | (repeat ? timer_record::repeat_bit : 0u);
+    r.set_refed(true);
     ++timer_refs_;
     update_time();  // Node reads a fresh clock when a timer is set
     arm(r, now_);
@@ -1381,32 +1404,47 @@ class basic_loop : public loop_core {
     }
   }
 
+  // A live timer is in the store unless its callback is running; then the
+  // loop's running_timer_ says whether it re-armed or cleared itself.
+  [[nodiscard]] bool timer_running(const timer_record& r) const noexcept { return running_timer_.record == &r; }
+  [[nodiscard]] bool timer_armed(const timer_record& r) const noexcept {
+    return !timer_running(r) || running_timer_.rearmed;
+  }
+  [[nodiscard]] bool timer_cleared(const timer_record& r) const noexcept {
+    return timer_running(r) && running_timer_.cleared;
+  }
+  [[nodiscard]] bool timer_active(const timer_record& r) const noexcept {
+    return !timer_cleared(r) && (timer_armed(r) || r.repeat());
+  }
+
   void arm(timer_record& r, std::uint64_t start) {
-    timer_store_.insert(r, start + r.delay);
-    r.armed = true;
+    timer_store_.insert(r, start + r.delay());
+    if (timer_running(r)) running_timer_.rearmed = true;
   }
 
   void refresh_timer(timer_record& r) {
-    if (r.cleared) return;
-    if (r.armed) timer_store_.erase(r);
-    r.armed = false;
+    if (timer_cleared(r)) return;
+    if (timer_armed(r)) timer_store_.erase(r);
     update_time();
     arm(r, now_);
   }
 
   void set_timer_ref(timer_record& r, bool on) {
-    if (r.refed == on) return;
-    r.refed = on;
-    if (!r.cleared) on ? ++timer_refs_ : --timer_refs_;
+    if (r.refed() == on) return;
+    r.set_refed(on);
+    if (!timer_cleared(r)) on ? ++timer_refs_ : --timer_refs_;
   }
 
   void clear_timer(timer_record& r) {
-    if (r.cleared) return;
-    if (r.armed) timer_store_.erase(r);
-    r.armed = false;
-    if (r.refed) --timer_refs_;
-    r.cleared = true;
-    if (!r.running) release_timer(r);
+    if (timer_cleared(r)) return;
+    if (timer_armed(r)) timer_store_.erase(r);
+    if (r.refed()) --timer_refs_;
+    if (timer_running(r)) {
+      running_timer_.rearmed = false;
+      running_timer_.cleared = true;
+    } else {
+      release_timer(r);
+    }
   }
 
   void release_timer(timer_record& r) {
@@ -1417,39 +1455,35 @@ class basic_loop : public loop_core {
   void run_timers() {
     if (timer_store_.size() == 0) return;
     const std::uint64_t phase_now = now().count();
-    while (typename TimerStore::node* n = timer_store_.pop_expired(phase_now)) {
-      auto& r = static_cast<timer_record&>(*n);
-      r.armed = false;
-      fire(r);
-    }
+    while (typename TimerStore::node* n = timer_store_.pop_expired(phase_now))
+      fire(static_cast<timer_record&>(*n));
   }
 
   void fire(timer_record& r) {
     // An interval re-arms from the time its callback started (Node).
-    if (r.repeat) update_time();
+    if (r.repeat()) update_time();
     const std::uint64_t start = now_;
-    r.running = true;
     struct after_callback {
       basic_loop& loop;
       timer_record& r;
       std::uint64_t start;
+      running_timer outer;
       ~after_callback() {
-        r.running = false;
-        if (r.cleared) {
+        const running_timer self = std::exchange(loop.running_timer_, outer);
+        if (self.cleared) {
           loop.release_timer(r);
-        } else if (r.armed) {
+        } else if (self.rearmed) {
           // refresh() from inside its own callback re-armed it
-        } else if (r.repeat) {
+        } else if (r.repeat()) {
           loop.arm(r, start);
         } else {
-          if (r.refed) --loop.timer_refs_;
-          r.cleared = true;
+          if (r.refed()) --loop.timer_refs_;
           loop.release_timer(r);
         }
       }
     };
     {
-      after_callback done{*this, r, start};
+      after_callback done{*this, r, start, std::exchange(running_timer_, running_timer{&r, false, false})};
       invoke(r.fn);
     }
     run_microtasks();
@@ -1727,6 +1761,7 @@ class basic_loop : public loop_core {
 
   mutable std::uint64_t now_ = 0;
   mutable bool time_stale_ = false;
+  running_timer running_timer_{};
   std::uint64_t check_epoch_ = 0;
   std::uint64_t walk_ = 0;
   std::size_t timer_refs_ = 0;

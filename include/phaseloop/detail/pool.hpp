@@ -13,18 +13,25 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 namespace phaseloop::detail {
 
 /// What a pooled record carries: a generation, odd while the slot is in use,
-/// and a link that is the next free slot while free and the slot's own index
-/// while in use (so a record knows its index without another field).
+/// and a link that is the next free slot while free and, while in use, the
+/// slot's own index (so a record knows its index without another field) and
+/// one bit for the record's owner, clear when the slot is acquired. Whole
+/// 32-bit words, read and written whole: a narrower store followed by a wider
+/// load of the same bytes would stall the loop's hot paths.
 struct pool_slot {
+  static constexpr std::uint32_t index_mask = 0x7fffffffu;
   std::uint32_t generation = 0;
   std::uint32_t link = 0;
   [[nodiscard]] bool in_use() const noexcept { return (generation & 1u) != 0; }
-  [[nodiscard]] std::uint32_t slot_index() const noexcept { return link; }
+  [[nodiscard]] std::uint32_t slot_index() const noexcept { return link & index_mask; }
+  [[nodiscard]] bool owner_bit() const noexcept { return (link >> 31) != 0; }
+  void set_owner_bit(bool on) noexcept { link = (link & index_mask) | (on ? ~index_mask : 0u); }
 };
 
 template <class T, std::size_t ChunkSize = 256>
@@ -32,7 +39,8 @@ class slot_pool {
   static_assert((ChunkSize & (ChunkSize - 1)) == 0, "chunk size must be a power of two");
 
  public:
-  static constexpr std::uint32_t npos = UINT32_MAX;
+  /// No slot; indices stay below it (2^31 - 1 records at the most).
+  static constexpr std::uint32_t npos = 0x7fffffffu;
 
   slot_pool() = default;
   slot_pool(const slot_pool&) = delete;
@@ -92,7 +100,10 @@ class slot_pool {
   }
 
  private:
-  void grow() { chunks_.push_back(std::make_unique<T[]>(ChunkSize)); }
+  void grow() {
+    if (capacity() + ChunkSize > npos) throw std::length_error("phaseloop: too many live records in one pool");
+    chunks_.push_back(std::make_unique<T[]>(ChunkSize));
+  }
 
   std::vector<std::unique_ptr<T[]>> chunks_;
   std::uint32_t free_head_ = npos;  // freed slots below bump_, most recent first
