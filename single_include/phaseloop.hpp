@@ -889,6 +889,7 @@ class basic_loop : public loop_core {
     bool active = false;
     bool refed = true;
     bool closing = false;
+    bool restart = false;           // started again while the backend still owns the cancelled operation
     std::uint32_t outstanding = 0;  // operations the backend still owns
     std::uint64_t walk = 0;         // the phase walk during which it was started or closed
     callback on_phase;
@@ -1517,7 +1518,7 @@ class basic_loop : public loop_core {
     const std::uint32_t index = handles_.acquire();
     handle_record& r = handles_[index];
     r.kind = kind;
-    r.active = r.closing = false;
+    r.active = r.closing = r.restart = false;
     r.refed = true;
     r.outstanding = 0;
     r.loop = this;
@@ -1561,6 +1562,15 @@ class basic_loop : public loop_core {
     if ((events & (readable | writable)) == 0 || (events & ~(readable | writable)) != 0)
       return std::make_error_code(std::errc::invalid_argument);
     r.op.events = events;
+    if (r.restart || (r.outstanding != 0 && !r.active)) {
+      // Stopped on a completion backend, which has not given the cancelled
+      // operation back yet: submitting it again now would let that late
+      // cancellation end the new watch. Submit once it is back.
+      r.restart = true;
+      r.on_poll = std::move(cb);
+      activate(r);
+      return {};
+    }
     if (std::error_code ec = backend_.submit(r.op)) return ec;
     r.outstanding = 1;
     r.on_poll = std::move(cb);
@@ -1572,6 +1582,10 @@ class basic_loop : public loop_core {
     if (!r.active) return;
     deactivate(r);
     if (r.kind == handle_kind::poll) {
+      if (r.restart) {  // the backend is already cancelling it
+        r.restart = false;
+        return;
+      }
       if (backend_.cancel(r.op)) {
         completed_.remove(r.op);  // readiness delivered but not yet run: drop it
         r.outstanding = 0;
@@ -1615,10 +1629,24 @@ class basic_loop : public loop_core {
     auto& r = *static_cast<handle_record*>(op.user);
     if (op.error == std::errc::operation_canceled) {
       r.outstanding = 0;  // the backend has let go of the operation
+      if (r.restart) r.loop->resubmit_poll(r);
       return;
     }
     if (!r.active || r.closing || (op.revents == 0 && !op.error)) return;
     r.loop->invoke_handle_callback(r.on_poll, op.error, op.revents);
+  }
+
+  // A start() that waited for the backend to give the operation back.
+  void resubmit_poll(handle_record& r) {
+    r.restart = false;
+    r.op.error = {};
+    r.op.revents = 0;
+    if (std::error_code ec = backend_.submit(r.op)) {
+      deactivate(r);
+      invoke_handle_callback(r.on_poll, ec, 0u);
+      return;
+    }
+    r.outstanding = 1;
   }
 
   void run_phase_handles(detail::intrusive_list<handle_record>& list) {
@@ -3992,7 +4020,8 @@ static_assert(timer_store<wheel_timers>);
 // mock_backend: virtual time and scripted I/O for tests, including users'
 // own. When the loop would block, the virtual clock jumps to the next timer
 // instead of sleeping, so an hour of timers runs in microseconds. Tests can
-// also move the clock by hand and inject readiness on fake descriptors.
+// also move the clock by hand and inject readiness on fake descriptors, and
+// make cancellation asynchronous, as a completion backend's (io_uring, IOCP).
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
 
@@ -4038,23 +4067,32 @@ class mock_backend {
 
   bool cancel(operation& op) {
     std::lock_guard lock(mutex_);
-    if (op.submitted) ops_.erase(op.fd);
+    const bool was_submitted = op.submitted;
+    if (was_submitted) ops_.erase(op.fd);
     op.submitted = false;
-    return true;
+    if (!async_cancel_ || !was_submitted) return true;
+    cancelled_.push_back(&op);  // completes with operation_canceled at the next poll
+    return false;
   }
 
   void poll(std::chrono::milliseconds timeout, op_queue& completed) {
     std::unique_lock lock(mutex_);
     ++polls_;
-    if (ready_.empty() && !woken_) {
+    if (ready_.empty() && !woken_ && cancelled_.empty()) {
       if (timeout > std::chrono::milliseconds::zero()) {
         if (auto_advance_) now_ += timeout;
       } else if (timeout < std::chrono::milliseconds::zero()) {
         // Nothing can happen but a wakeup from another thread: wait for it.
-        wakeup_cv_.wait(lock, [&] { return woken_ || !ready_.empty(); });
+        wakeup_cv_.wait(lock, [&] { return woken_ || !ready_.empty() || !cancelled_.empty(); });
       }
     }
     woken_ = false;
+    for (operation* op : std::exchange(cancelled_, {})) {
+      // Exactly one more completion: if one is still queued, it becomes it.
+      op->revents = 0;
+      op->error = std::make_error_code(std::errc::operation_canceled);
+      if (!op->linked) completed.push_back(*op);
+    }
     for (auto [fd, events] : std::exchange(ready_, {})) {
       auto it = ops_.find(fd);
       if (it == ops_.end()) continue;
@@ -4100,6 +4138,14 @@ class mock_backend {
     auto_advance_ = on;
   }
 
+  /// Whether cancel() lets go of an operation at once (the default, as epoll
+  /// and poll do) or, as io_uring and IOCP do, keeps it until the next poll
+  /// completes it with operation_canceled.
+  void set_async_cancel(bool on) {
+    std::lock_guard lock(mutex_);
+    async_cancel_ = on;
+  }
+
   /// Make `fd` report `events` at the next poll (thread-safe).
   void inject(native_handle fd, unsigned events) {
     {
@@ -4127,9 +4173,11 @@ class mock_backend {
   std::chrono::milliseconds now_{0};
   std::unordered_map<native_handle, operation*> ops_;
   std::vector<std::pair<native_handle, unsigned>> ready_;
+  std::vector<operation*> cancelled_;
   std::uint64_t polls_ = 0;
   bool woken_ = false;
   bool auto_advance_ = true;
+  bool async_cancel_ = false;
 };
 
 static_assert(backend<mock_backend>);

@@ -100,6 +100,7 @@ class basic_loop : public loop_core {
     bool active = false;
     bool refed = true;
     bool closing = false;
+    bool restart = false;           // started again while the backend still owns the cancelled operation
     std::uint32_t outstanding = 0;  // operations the backend still owns
     std::uint64_t walk = 0;         // the phase walk during which it was started or closed
     callback on_phase;
@@ -728,7 +729,7 @@ class basic_loop : public loop_core {
     const std::uint32_t index = handles_.acquire();
     handle_record& r = handles_[index];
     r.kind = kind;
-    r.active = r.closing = false;
+    r.active = r.closing = r.restart = false;
     r.refed = true;
     r.outstanding = 0;
     r.loop = this;
@@ -772,6 +773,15 @@ class basic_loop : public loop_core {
     if ((events & (readable | writable)) == 0 || (events & ~(readable | writable)) != 0)
       return std::make_error_code(std::errc::invalid_argument);
     r.op.events = events;
+    if (r.restart || (r.outstanding != 0 && !r.active)) {
+      // Stopped on a completion backend, which has not given the cancelled
+      // operation back yet: submitting it again now would let that late
+      // cancellation end the new watch. Submit once it is back.
+      r.restart = true;
+      r.on_poll = std::move(cb);
+      activate(r);
+      return {};
+    }
     if (std::error_code ec = backend_.submit(r.op)) return ec;
     r.outstanding = 1;
     r.on_poll = std::move(cb);
@@ -783,6 +793,10 @@ class basic_loop : public loop_core {
     if (!r.active) return;
     deactivate(r);
     if (r.kind == handle_kind::poll) {
+      if (r.restart) {  // the backend is already cancelling it
+        r.restart = false;
+        return;
+      }
       if (backend_.cancel(r.op)) {
         completed_.remove(r.op);  // readiness delivered but not yet run: drop it
         r.outstanding = 0;
@@ -826,10 +840,24 @@ class basic_loop : public loop_core {
     auto& r = *static_cast<handle_record*>(op.user);
     if (op.error == std::errc::operation_canceled) {
       r.outstanding = 0;  // the backend has let go of the operation
+      if (r.restart) r.loop->resubmit_poll(r);
       return;
     }
     if (!r.active || r.closing || (op.revents == 0 && !op.error)) return;
     r.loop->invoke_handle_callback(r.on_poll, op.error, op.revents);
+  }
+
+  // A start() that waited for the backend to give the operation back.
+  void resubmit_poll(handle_record& r) {
+    r.restart = false;
+    r.op.error = {};
+    r.op.revents = 0;
+    if (std::error_code ec = backend_.submit(r.op)) {
+      deactivate(r);
+      invoke_handle_callback(r.on_poll, ec, 0u);
+      return;
+    }
+    r.outstanding = 1;
   }
 
   void run_phase_handles(detail::intrusive_list<handle_record>& list) {

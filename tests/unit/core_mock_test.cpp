@@ -577,6 +577,87 @@ TEMPLATE_TEST_CASE("poll handles on the mock backend: injected readiness, stop, 
   CHECK_FALSE(loop.alive());
 }
 
+// A completion backend (io_uring, IOCP) cannot drop an operation at once:
+// cancel() returns false and the operation completes later with
+// operation_canceled. The mock's async cancel stands in for one.
+
+TEMPLATE_TEST_CASE("completion-style cancel: a poll handle closes only once the backend gives its operation back",
+                   "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
+  loop.backend().set_async_cancel(true);
+  trace out;
+  auto p = loop.make_poll(3);
+  REQUIRE_FALSE(p.start(readable, [&](std::error_code ec, unsigned events) {
+    CHECK_FALSE(ec);
+    CHECK(events == readable);
+    out.push_back("readable");
+    p.close([&] { out.push_back("closed"); });  // the cancellation completes at the next poll
+  }));
+  auto check = loop.make_check();
+  check.start([&] { out.push_back("check"); });
+  check.unref();
+  loop.backend().inject(3, readable);
+  CHECK(loop.run(run_mode::nowait));  // the closing handle still waits for its operation
+  CHECK(out == trace{"readable", "check"});
+  loop.run(run_mode::nowait);
+  CHECK(out == trace{"readable", "check", "check", "closed"});
+  CHECK_FALSE(loop.alive());
+  CHECK_FALSE(loop.backend().watching(3));
+}
+
+TEMPLATE_TEST_CASE("completion-style cancel: start after stop waits for the cancellation, then watches again",
+                   "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
+  loop.backend().set_async_cancel(true);
+  std::vector<unsigned> seen;
+  auto p = loop.make_poll(5);
+  auto record = [&](std::error_code ec, unsigned events) {
+    CHECK_FALSE(ec);
+    seen.push_back(events);
+  };
+  REQUIRE_FALSE(p.start(readable, record));
+  p.stop();
+  REQUIRE_FALSE(p.start(writable, record));  // the backend still owns the cancelled operation
+  REQUIRE_FALSE(p.start(readable | writable, record));  // a second start while waiting: new events, one submit
+  CHECK_FALSE(loop.backend().watching(5));
+  CHECK(loop.alive());
+  loop.run(run_mode::nowait);  // the cancellation completes; the watch is submitted again
+  CHECK(loop.backend().watching(5));
+  loop.backend().inject(5, writable);
+  loop.run(run_mode::nowait);
+  loop.backend().inject(5, readable);
+  loop.run(run_mode::nowait);
+  CHECK(seen == std::vector<unsigned>{writable, readable});
+  // The late cancellation did not end the new watch: closing now cancels it once more.
+  bool closed = false;
+  p.close([&] { closed = true; });
+  loop.run();
+  CHECK(closed);
+  CHECK_FALSE(loop.backend().watching(5));
+}
+
+TEMPLATE_TEST_CASE("completion-style cancel: stop, start and close before the cancellation completes",
+                   "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
+  loop.backend().set_async_cancel(true);
+  int calls = 0;
+  bool closed = false;
+  {
+    auto p = loop.make_poll(6);
+    REQUIRE_FALSE(p.start(readable, [&](std::error_code, unsigned) { ++calls; }));
+    p.stop();
+    REQUIRE_FALSE(p.start(readable, [&](std::error_code, unsigned) { ++calls; }));
+    p.stop();  // the pending restart is dropped; the cancellation is still on its way
+    REQUIRE_FALSE(p.start(readable, [&](std::error_code, unsigned) { ++calls; }));
+    p.close([&] { closed = true; });
+  }
+  loop.backend().inject(6, readable);
+  loop.run();
+  CHECK(closed);
+  CHECK(calls == 0);
+  CHECK_FALSE(loop.backend().watching(6));
+}
+
 TEMPLATE_TEST_CASE("post() runs callbacks on the loop thread in the poll phase", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
   TestType loop;
   trace out;

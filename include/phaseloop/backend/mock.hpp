@@ -2,7 +2,8 @@
 // mock_backend: virtual time and scripted I/O for tests, including users'
 // own. When the loop would block, the virtual clock jumps to the next timer
 // instead of sleeping, so an hour of timers runs in microseconds. Tests can
-// also move the clock by hand and inject readiness on fake descriptors.
+// also move the clock by hand and inject readiness on fake descriptors, and
+// make cancellation asynchronous, as a completion backend's (io_uring, IOCP).
 
 #include <phaseloop/concepts.hpp>
 
@@ -48,23 +49,32 @@ class mock_backend {
 
   bool cancel(operation& op) {
     std::lock_guard lock(mutex_);
-    if (op.submitted) ops_.erase(op.fd);
+    const bool was_submitted = op.submitted;
+    if (was_submitted) ops_.erase(op.fd);
     op.submitted = false;
-    return true;
+    if (!async_cancel_ || !was_submitted) return true;
+    cancelled_.push_back(&op);  // completes with operation_canceled at the next poll
+    return false;
   }
 
   void poll(std::chrono::milliseconds timeout, op_queue& completed) {
     std::unique_lock lock(mutex_);
     ++polls_;
-    if (ready_.empty() && !woken_) {
+    if (ready_.empty() && !woken_ && cancelled_.empty()) {
       if (timeout > std::chrono::milliseconds::zero()) {
         if (auto_advance_) now_ += timeout;
       } else if (timeout < std::chrono::milliseconds::zero()) {
         // Nothing can happen but a wakeup from another thread: wait for it.
-        wakeup_cv_.wait(lock, [&] { return woken_ || !ready_.empty(); });
+        wakeup_cv_.wait(lock, [&] { return woken_ || !ready_.empty() || !cancelled_.empty(); });
       }
     }
     woken_ = false;
+    for (operation* op : std::exchange(cancelled_, {})) {
+      // Exactly one more completion: if one is still queued, it becomes it.
+      op->revents = 0;
+      op->error = std::make_error_code(std::errc::operation_canceled);
+      if (!op->linked) completed.push_back(*op);
+    }
     for (auto [fd, events] : std::exchange(ready_, {})) {
       auto it = ops_.find(fd);
       if (it == ops_.end()) continue;
@@ -110,6 +120,14 @@ class mock_backend {
     auto_advance_ = on;
   }
 
+  /// Whether cancel() lets go of an operation at once (the default, as epoll
+  /// and poll do) or, as io_uring and IOCP do, keeps it until the next poll
+  /// completes it with operation_canceled.
+  void set_async_cancel(bool on) {
+    std::lock_guard lock(mutex_);
+    async_cancel_ = on;
+  }
+
   /// Make `fd` report `events` at the next poll (thread-safe).
   void inject(native_handle fd, unsigned events) {
     {
@@ -137,9 +155,11 @@ class mock_backend {
   std::chrono::milliseconds now_{0};
   std::unordered_map<native_handle, operation*> ops_;
   std::vector<std::pair<native_handle, unsigned>> ready_;
+  std::vector<operation*> cancelled_;
   std::uint64_t polls_ = 0;
   bool woken_ = false;
   bool auto_advance_ = true;
+  bool async_cancel_ = false;
 };
 
 static_assert(backend<mock_backend>);
