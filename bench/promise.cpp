@@ -24,23 +24,29 @@ using phaseloop::bench::scaled;
 using epoll_loop =
     phaseloop::basic_loop<phaseloop::epoll_backend, phaseloop::heap_timers, phaseloop::inline_executor>;
 
-template <class Loop>
-void then_chain(benchmark::State& state, const char* name) {
+/// One workload: on a fresh loop per iteration, `body(loop, n)` starts n
+/// steps and returns a promise of the count it reached; the loop runs until
+/// it settles, and the count must be n.
+template <class Loop, class Body>
+void count_to_n(benchmark::State& state, const char* workload, const char* name, Body body) {
   const std::int64_t n = scaled(1'000'000);
-  item_timer timer(state, "promise_then_chain", name);
+  item_timer timer(state, workload, name);
   for (auto _ : state) {
     Loop loop;
     std::int64_t result = 0;
     timer.start();
-    {
-      promise<std::int64_t> p = loop.resolved(std::int64_t{0});
-      for (std::int64_t i = 0; i < n; ++i) p = p.then([](std::int64_t v) { return v + 1; });
-      p.then([&](std::int64_t v) { result = v; });
-    }
+    body(loop, n).then([&](std::int64_t v) { result = v; });
     loop.run();
     timer.stop(static_cast<double>(n));
-    if (result != n) state.SkipWithError("chain broke");
+    if (result != n) state.SkipWithError("the count did not reach n");
   }
+}
+
+template <class Loop>
+promise<std::int64_t> then_chain_body(Loop& loop, std::int64_t n) {
+  promise<std::int64_t> p = loop.resolved(std::int64_t{0});
+  for (std::int64_t i = 0; i < n; ++i) p = p.then([](std::int64_t v) { return v + 1; });
+  return p;
 }
 
 template <class Loop>
@@ -52,21 +58,6 @@ promise<std::int64_t> await_settled_body(Loop& loop, std::int64_t n) {
     ++count;
   }
   co_return count;
-}
-
-template <class Loop>
-void await_settled(benchmark::State& state, const char* name) {
-  const std::int64_t n = scaled(1'000'000);
-  item_timer timer(state, "promise_await_settled", name);
-  for (auto _ : state) {
-    Loop loop;
-    std::int64_t result = 0;
-    timer.start();
-    await_settled_body(loop, n).then([&](std::int64_t v) { result = v; });
-    loop.run();
-    timer.stop(static_cast<double>(n));
-    if (result != n) state.SkipWithError("await broke");
-  }
 }
 
 template <class Loop>
@@ -82,18 +73,16 @@ promise<std::int64_t> async_call_body(Loop& loop, std::int64_t n) {
 }
 
 template <class Loop>
+void then_chain(benchmark::State& state, const char* name) {
+  count_to_n<Loop>(state, "promise_then_chain", name, then_chain_body<Loop>);
+}
+template <class Loop>
+void await_settled(benchmark::State& state, const char* name) {
+  count_to_n<Loop>(state, "promise_await_settled", name, await_settled_body<Loop>);
+}
+template <class Loop>
 void async_call(benchmark::State& state, const char* name) {
-  const std::int64_t n = scaled(1'000'000);
-  item_timer timer(state, "promise_async_call", name);
-  for (auto _ : state) {
-    Loop loop;
-    std::int64_t result = 0;
-    timer.start();
-    async_call_body(loop, n).then([&](std::int64_t v) { result = v; });
-    loop.run();
-    timer.stop(static_cast<double>(n));
-    if (result != n) state.SkipWithError("calls broke");
-  }
+  count_to_n<Loop>(state, "promise_async_call", name, async_call_body<Loop>);
 }
 
 void BM_promise_then_chain_phaseloop_mock(benchmark::State& s) { then_chain<phaseloop::test_loop>(s, "phaseloop mock"); }

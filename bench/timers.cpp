@@ -136,7 +136,11 @@ void timers_1m(benchmark::State& state) {
   }
 }
 
-template <class Store>
+/// How timers_churn resets a timer: clear + set (what libuv's stop + start
+/// does), or Node's refresh().
+enum class reset_by { clear_and_set, refresh };
+
+template <class Store, reset_by how>
 void timers_churn(benchmark::State& state) {
   const std::int64_t armed = scaled(100'000), resets = scaled(1'000'000), batch = 1000;
   auto loop = std::make_unique<epoll_loop<Store>>();
@@ -144,35 +148,18 @@ void timers_churn(benchmark::State& state) {
   std::vector<handle> timers(static_cast<std::size_t>(armed));
   for (std::int64_t i = 0; i < armed; ++i) timers[static_cast<std::size_t>(i)] = loop->set_timeout([] {}, timeout_churn(i));
   {
-    item_timer timer(state, workload<Store>("timers_churn"), "phaseloop");
+    item_timer timer(state, workload<Store>(how == reset_by::refresh ? "timers_churn (refresh)" : "timers_churn"),
+                     "phaseloop");
     for (auto _ : state) {
       timer.start();
       for (std::int64_t k = 0; k < resets; ++k) {
         handle& t = timers[static_cast<std::size_t>((k * 7919) % armed)];
-        loop->clear_timeout(t);
-        t = loop->set_timeout([] {}, timeout_churn(k));
-        if ((k + 1) % batch == 0) loop->run(run_mode::nowait);
-      }
-      timer.stop(static_cast<double>(resets));
-    }
-  }
-  for (const handle& t : timers) loop->clear_timeout(t);
-}
-
-/// Like timers_churn, with Node's refresh() instead of clear + set.
-template <class Store>
-void timers_churn_refresh(benchmark::State& state) {
-  const std::int64_t armed = scaled(100'000), resets = scaled(1'000'000), batch = 1000;
-  auto loop = std::make_unique<epoll_loop<Store>>();
-  using handle = typename epoll_loop<Store>::timer_handle;
-  std::vector<handle> timers(static_cast<std::size_t>(armed));
-  for (std::int64_t i = 0; i < armed; ++i) timers[static_cast<std::size_t>(i)] = loop->set_timeout([] {}, timeout_churn(i));
-  {
-    item_timer timer(state, workload<Store>("timers_churn (refresh)"), "phaseloop");
-    for (auto _ : state) {
-      timer.start();
-      for (std::int64_t k = 0; k < resets; ++k) {
-        timers[static_cast<std::size_t>((k * 7919) % armed)].refresh();
+        if constexpr (how == reset_by::refresh) {
+          t.refresh();
+        } else {
+          loop->clear_timeout(t);
+          t = loop->set_timeout([] {}, timeout_churn(k));
+        }
         if ((k + 1) % batch == 0) loop->run(run_mode::nowait);
       }
       timer.stop(static_cast<double>(resets));
@@ -374,10 +361,10 @@ BENCHMARK(timers_1m<wheel_timers>)->Name("timers_1m/wheel")->Unit(benchmark::kMi
 #if defined(PHASELOOP_BENCH_HAVE_LIBUV)
 BENCHMARK(libuv_timers_churn)->Name("timers_churn/libuv")->Unit(benchmark::kMillisecond);
 #endif
-BENCHMARK(timers_churn<heap_timers>)->Name("timers_churn/heap")->Unit(benchmark::kMillisecond);
-BENCHMARK(timers_churn<wheel_timers>)->Name("timers_churn/wheel")->Unit(benchmark::kMillisecond);
-BENCHMARK(timers_churn_refresh<heap_timers>)->Name("timers_churn_refresh/heap")->Unit(benchmark::kMillisecond);
-BENCHMARK(timers_churn_refresh<wheel_timers>)->Name("timers_churn_refresh/wheel")->Unit(benchmark::kMillisecond);
+BENCHMARK(timers_churn<heap_timers, reset_by::clear_and_set>)->Name("timers_churn/heap")->Unit(benchmark::kMillisecond);
+BENCHMARK(timers_churn<wheel_timers, reset_by::clear_and_set>)->Name("timers_churn/wheel")->Unit(benchmark::kMillisecond);
+BENCHMARK(timers_churn<heap_timers, reset_by::refresh>)->Name("timers_churn_refresh/heap")->Unit(benchmark::kMillisecond);
+BENCHMARK(timers_churn<wheel_timers, reset_by::refresh>)->Name("timers_churn_refresh/wheel")->Unit(benchmark::kMillisecond);
 
 #if defined(PHASELOOP_BENCH_HAVE_LIBUV)
 BENCHMARK(libuv_timers_same_due)->Name("timers_same_due/libuv")->Unit(benchmark::kMillisecond);

@@ -4236,29 +4236,30 @@ class monotonic_ms_clock {
  public:
   monotonic_ms_clock() noexcept {
     timespec res{};
-    coarse_ok_ = ::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 &&
-                 res.tv_nsec <= 1000000;
-    tsc_ok_ = !coarse_ok_ && tsc_usable();
+    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 && res.tv_nsec <= 1000000)
+      source_ = source::coarse;
+    else if (tsc_usable())
+      source_ = source::tsc;
   }
 
   /// Milliseconds of CLOCK_MONOTONIC, as clock_gettime would give them now.
   [[nodiscard]] std::uint64_t now_ms() const noexcept {
 #if PHASELOOP_DETAIL_HAS_TSC
-    if (tsc_ok_) {
+    if (source_ == source::tsc) {
       const std::uint64_t t = __rdtsc();
       if (t - tsc_base_ < tsc_window_) return ms_;
       return read_and_calibrate();
     }
 #endif
     timespec ts{};
-    ::clock_gettime(coarse_ok_ ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC, &ts);
+    ::clock_gettime(source_ == source::coarse ? CLOCK_MONOTONIC_COARSE : CLOCK_MONOTONIC, &ts);
     return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
   }
 
   /// Whether reads between millisecond boundaries skip clock_gettime.
-  [[nodiscard]] bool uses_tsc() const noexcept { return tsc_ok_; }
+  [[nodiscard]] bool uses_tsc() const noexcept { return source_ == source::tsc; }
   /// Whether reads use CLOCK_MONOTONIC_COARSE (up to 1 ms behind, as libuv's).
-  [[nodiscard]] bool uses_coarse() const noexcept { return coarse_ok_; }
+  [[nodiscard]] bool uses_coarse() const noexcept { return source_ == source::coarse; }
   /// Whether the rate is known yet (fast reads need it).
   [[nodiscard]] bool calibrated() const noexcept { return ticks_per_ns_ > 0; }
 
@@ -4314,8 +4315,8 @@ class monotonic_ms_clock {
   static bool tsc_usable() noexcept { return false; }
 #endif
 
-  bool coarse_ok_ = false;
-  bool tsc_ok_ = false;
+  enum class source : unsigned char { monotonic, coarse, tsc };
+  source source_ = source::monotonic;
   mutable std::uint64_t ms_ = 0;
   mutable std::uint64_t tsc_base_ = 0;
   mutable std::uint64_t tsc_window_ = 0;  // fast reads while rdtsc() - tsc_base_ < this
