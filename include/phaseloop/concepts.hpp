@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
+#include <type_traits>
 
 namespace phaseloop {
 
@@ -32,29 +33,75 @@ concept timer_store = std::default_initializable<S> &&
                         { cs.size() } -> std::convertible_to<std::size_t>;
                       };
 
-/// Owns the clock, waits for I/O, completes operations, wakes from other threads.
+/// Owns the clock, waits for I/O, performs or submits operations, wakes from
+/// other threads (docs/design.md §1.1 has the whole contract).
+///
+/// A backend declares two facts as constants, so handles and fs choose their
+/// path at compile time: `completion_based` (the kernel performs operations:
+/// io_uring, IOCP; or the backend performs them on readiness: epoll, kqueue,
+/// poll) and `supports(kind)`.
 template <class B>
 concept backend = std::default_initializable<B> &&
+                  requires {
+                    { std::bool_constant<B::completion_based>{} };
+                    { std::bool_constant<B::supports(op_kind::poll)>{} };
+                  } &&
                   requires(B& b, const B& cb, operation& op, std::chrono::milliseconds timeout,
-                           op_queue& completed) {
+                           op_queue& completed, native_handle fd) {
                     /// Monotonic loop clock in milliseconds (virtual on the mock).
                     { cb.now() } -> std::same_as<std::chrono::milliseconds>;
                     /// High-resolution clock for metrics.
                     { cb.hrtime() } -> std::same_as<std::chrono::nanoseconds>;
-                    /// Start an operation; an error means it was not started
-                    /// (operation_not_supported for a kind the backend lacks).
+                    /// Start an operation. An error means it was not started
+                    /// (operation_not_supported for a kind the backend lacks). On
+                    /// success its state is `submitted`, or `completed` when it
+                    /// finished during submit (the loop then delivers it).
                     { b.submit(op) } -> std::same_as<std::error_code>;
-                    /// Stop an operation. true: the backend let go of it at once and no
-                    /// completion follows (readiness backends); false: it completes later
-                    /// with operation_canceled and its memory stays in use until then
-                    /// (completion backends).
+                    /// Cancel a submitted operation. true: the backend let go of it
+                    /// at once and will not complete it (the loop delivers its final
+                    /// completion, operation_canceled); false: it completes once more
+                    /// later, and its memory stays in use until then.
                     { b.cancel(op) } -> std::same_as<bool>;
-                    /// Wait up to timeout (infinite_timeout: no limit, 0: just look);
-                    /// append completed operations to `completed`.
+                    /// Wait up to timeout (infinite_timeout: no limit, 0: just look;
+                    /// never blocks while completions are ready); append completions
+                    /// to `completed`.
                     b.poll(timeout, completed);
                     /// Thread-safe: make a blocked poll return.
                     b.wakeup();
+                    /// Close a descriptor, forgetting what the backend registered for
+                    /// it first (a reused descriptor number then starts clean). Every
+                    /// operation on it must be completed or cancelled.
+                    { b.close(fd) } -> std::same_as<std::error_code>;
                   };
+
+/// One readiness report from a poller.
+struct poll_event {
+  int fd = -1;
+  io_events events = io_events::none;
+};
+
+/// A readiness poller under the shared reactor (detail/reactor.hpp): epoll,
+/// kqueue, poll(2). The reactor keeps the operations, the per-descriptor
+/// queues and the interest each descriptor needs; the poller only registers
+/// interest and waits. Interest is level-triggered.
+template <class P>
+concept poller = std::default_initializable<P> &&
+                 requires(P& p, int fd, io_events interest, std::chrono::milliseconds timeout,
+                          poll_event* out, std::size_t capacity) {
+                   /// Register fd, not registered yet, for `interest` (an error: it
+                   /// cannot be watched, such as a regular file on epoll).
+                   { p.add(fd, interest) } -> std::same_as<std::error_code>;
+                   /// Change a registered descriptor's interest (to a non-empty set).
+                   { p.modify(fd, interest) } -> std::same_as<std::error_code>;
+                   /// Stop watching fd (called before it is closed, so a reused
+                   /// number starts clean).
+                   p.remove(fd);
+                   /// Wait up to timeout; fill at most `capacity` reports, wakeups
+                   /// drained and not reported; returns how many.
+                   { p.wait(timeout, out, capacity) } -> std::same_as<std::size_t>;
+                   /// Thread-safe: make a blocked wait return.
+                   p.wake();
+                 };
 
 /// Options an executor is built with.
 struct executor_options {

@@ -9,23 +9,28 @@
 #include <phaseloop/detail/intrusive_list.hpp>
 #include <phaseloop/detail/pool.hpp>
 #include <phaseloop/detail/ring.hpp>
+#include <phaseloop/fwd.hpp>
 #include <phaseloop/inbox.hpp>
-#include <phaseloop/microtasks.hpp>
+#include <phaseloop/loop_core.hpp>
 #include <phaseloop/operation.hpp>
+#include <phaseloop/phase_handles.hpp>
+#include <phaseloop/poll.hpp>
+#include <phaseloop/timers.hpp>
+#if !defined(_WIN32)
+#include <phaseloop/detail/posix/system.hpp>
+#endif
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace phaseloop {
-
-template <class T> class promise;   // promise.hpp
-template <class T> class resolver;  // promise.hpp
 
 /// How long run() goes on (libuv's uv_run_mode).
 enum class run_mode {
@@ -51,6 +56,9 @@ inline constexpr std::chrono::milliseconds max_timer_delay{2147483647};
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 class basic_loop : public loop_core {
+  using timer_handle_type = basic_timer_handle<basic_loop>;
+  using immediate_handle_type = basic_immediate_handle<basic_loop>;
+
   // A timer's callback keeps two pointers' worth of captures inline ([this],
   // [this, id], a shared_ptr, a resolver); larger captures are allocated.
   using timer_callback = detail::unique_function<void(), 2 * sizeof(void*)>;
@@ -84,31 +92,8 @@ class basic_loop : public loop_core {
 
   struct immediate_record : detail::list_hook, detail::pool_slot {
     callback fn;
-    std::uint64_t epoch = 0;  // check phases begun when it was queued
+    std::uint64_t pass = 0;  // check phases begun when it was queued
     bool refed = true;
-  };
-
-  enum class handle_kind : std::uint8_t { idle, prepare, check, poll };
-  using callback_poll = detail::unique_function<void(std::error_code, unsigned)>;
-
- public:
-  class handle_base;
-
- private:
-  struct handle_record : detail::list_hook, detail::pool_slot {
-    handle_kind kind = handle_kind::idle;
-    bool active = false;
-    bool refed = true;
-    bool closing = false;
-    bool restart = false;           // started again while the backend still owns the cancelled operation
-    std::uint32_t outstanding = 0;  // operations the backend still owns
-    std::uint64_t walk = 0;         // the phase walk during which it was started or closed
-    callback on_phase;
-    detail::unique_function<void(std::error_code, unsigned)> on_poll;
-    callback on_close;
-    operation op;
-    basic_loop* loop = nullptr;
-    handle_base* owner = nullptr;
   };
 
   struct work_record : work_request, detail::pool_slot {
@@ -116,88 +101,20 @@ class basic_loop : public loop_core {
   };
 
  public:
+  friend timer_handle_type;
+  friend immediate_handle_type;
   using backend_type = Backend;
   using timer_store_type = TimerStore;
   using executor_type = Executor;
 
   // ------------------------------------------------------------------ handles
 
-  /// A timer from set_timeout or set_interval. A small copyable value; once
-  /// the timer has fired (one-shot) or been cleared, every call is a no-op.
-  class timer_handle {
-   public:
-    timer_handle() = default;
-    /// Restart the countdown from now with the original delay (Node's refresh()).
-    timer_handle& refresh() {
-      if (timer_record* r = record()) loop_->refresh_timer(*r);
-      return *this;
-    }
-    /// Make the timer keep the loop alive (the default).
-    timer_handle& ref() {
-      if (timer_record* r = record()) loop_->set_timer_ref(*r, true);
-      return *this;
-    }
-    /// Let the loop end while this timer is pending; it still fires if the loop runs.
-    timer_handle& unref() {
-      if (timer_record* r = record()) loop_->set_timer_ref(*r, false);
-      return *this;
-    }
-    [[nodiscard]] bool has_ref() const {
-      const timer_record* r = record();
-      return r != nullptr && r->refed();
-    }
-    /// Scheduled to fire (an interval stays active until cleared).
-    [[nodiscard]] bool active() const {
-      const timer_record* r = record();
-      return r != nullptr && loop_->timer_active(*r);
-    }
-    friend bool operator==(const timer_handle&, const timer_handle&) = default;
-
-   private:
-    friend class basic_loop;
-    timer_handle(basic_loop* loop, std::uint32_t index, std::uint32_t generation)
-        : loop_(loop), index_(index), generation_(generation) {}
-    timer_record* record() const {
-      return loop_ != nullptr ? loop_->timers_.find(index_, generation_) : nullptr;
-    }
-    basic_loop* loop_ = nullptr;
-    std::uint32_t index_ = 0;
-    std::uint32_t generation_ = 0;
-  };
-
-  /// An immediate from set_immediate; a small copyable value.
-  class immediate_handle {
-   public:
-    immediate_handle() = default;
-    immediate_handle& ref() {
-      if (immediate_record* r = record()) loop_->set_immediate_ref(*r, true);
-      return *this;
-    }
-    immediate_handle& unref() {
-      if (immediate_record* r = record()) loop_->set_immediate_ref(*r, false);
-      return *this;
-    }
-    [[nodiscard]] bool has_ref() const {
-      const immediate_record* r = record();
-      return r != nullptr && r->refed;
-    }
-    /// Queued and not yet run or cleared.
-    [[nodiscard]] bool pending() const { return record() != nullptr; }
-    friend bool operator==(const immediate_handle&, const immediate_handle&) = default;
-
-   private:
-    friend class basic_loop;
-    immediate_handle(basic_loop* loop, std::uint32_t index, std::uint32_t generation)
-        : loop_(loop), index_(index), generation_(generation) {}
-    immediate_record* record() const {
-      if (loop_ == nullptr) return nullptr;
-      immediate_record* r = loop_->immediates_.find(index_, generation_);
-      return r != nullptr && r->linked ? r : nullptr;
-    }
-    basic_loop* loop_ = nullptr;
-    std::uint32_t index_ = 0;
-    std::uint32_t generation_ = 0;
-  };
+  using timer_handle = timer_handle_type;
+  using immediate_handle = immediate_handle_type;
+  using idle = idle_handle;
+  using prepare = prepare_handle;
+  using check = check_handle;
+  using poll_handle = phaseloop::poll_handle;
 
   /// A request queued with queue_work; pass it to cancel().
   class work_handle {
@@ -210,124 +127,6 @@ class basic_loop : public loop_core {
     work_handle(std::uint32_t index, std::uint32_t generation) : index_(index), generation_(generation) {}
     std::uint32_t index_ = 0;
     std::uint32_t generation_ = 0;
-  };
-
-  /// The common part of the RAII handles (idle, prepare, check, poll): a
-  /// move-only owner of a loop record. Destroying it closes the handle;
-  /// close(cb) runs cb in the close phase. Safe to use after the loop is gone
-  /// (every call becomes a no-op).
-  class handle_base {
-   public:
-    handle_base(const handle_base&) = delete;
-    handle_base& operator=(const handle_base&) = delete;
-
-    /// Keep the loop alive while active (the default).
-    void ref() {
-      if (handle_record* r = record()) loop_->set_handle_ref(*r, true);
-    }
-    /// Let the loop end while this handle is active.
-    void unref() {
-      if (handle_record* r = record()) loop_->set_handle_ref(*r, false);
-    }
-    [[nodiscard]] bool has_ref() const {
-      const handle_record* r = record();
-      return r != nullptr && r->refed;
-    }
-    [[nodiscard]] bool is_active() const {
-      const handle_record* r = record();
-      return r != nullptr && r->active;
-    }
-    /// False once closed, moved from, or when the loop is gone.
-    explicit operator bool() const { return record() != nullptr; }
-
-    /// Stop the handle and release it in the close phase, then run `on_close`.
-    void close(callback on_close = {}) {
-      if (handle_record* r = record()) {
-        loop_->close_handle(*r, std::move(on_close));
-        loop_ = nullptr;
-      }
-    }
-
-   protected:
-    handle_base() = default;
-    handle_base(basic_loop* loop, handle_record& r) : loop_(loop), index_(r.slot_index()) {
-      r.owner = this;
-    }
-    handle_base(handle_base&& other) noexcept
-        : loop_(std::exchange(other.loop_, nullptr)), index_(other.index_) {
-      if (handle_record* r = record()) r->owner = this;
-    }
-    handle_base& operator=(handle_base&& other) noexcept {
-      if (this != &other) {
-        close();
-        loop_ = std::exchange(other.loop_, nullptr);
-        index_ = other.index_;
-        if (handle_record* r = record()) r->owner = this;
-      }
-      return *this;
-    }
-    ~handle_base() { close(); }
-
-    handle_record* record() const {
-      return loop_ != nullptr ? &loop_->handles_[index_] : nullptr;
-    }
-
-    friend class basic_loop;
-    basic_loop* loop_ = nullptr;  // null once closed or when the loop is destroyed
-    std::uint32_t index_ = 0;
-  };
-
-  /// A handle whose callback runs once per iteration in one phase: idle
-  /// (before prepare; an active idle handle makes poll non-blocking), prepare
-  /// (right before poll) or check (right after poll, after the immediates).
-  template <handle_kind Kind>
-  class phase_handle : public handle_base {
-   public:
-    phase_handle() = default;
-    /// Start (or restart with a new callback). Starting while closing is ignored.
-    void start(callback cb) {
-      if (handle_record* r = this->record()) this->loop_->start_phase_handle(*r, std::move(cb));
-    }
-    void stop() {
-      if (handle_record* r = this->record()) this->loop_->stop_handle(*r);
-    }
-
-   private:
-    friend class basic_loop;
-    phase_handle(basic_loop* loop, handle_record& r) : handle_base(loop, r) {}
-  };
-
-  using idle = phase_handle<handle_kind::idle>;
-  using prepare = phase_handle<handle_kind::prepare>;
-  using check = phase_handle<handle_kind::check>;
-
-  /// Watches a raw descriptor for readiness (libuv's uv_poll_t): the callback
-  /// gets an error or the events that happened, level-triggered, until stop().
-  /// Stop or close the handle before closing the descriptor: a descriptor
-  /// closed under an active handle keeps its slot busy (as in libuv).
-  class poll_handle : public handle_base {
-   public:
-    using poll_callback = detail::unique_function<void(std::error_code, unsigned)>;
-    poll_handle() = default;
-
-    /// Watch for `events` (readable | writable). An invalid descriptor, one
-    /// the backend cannot watch, or a closed handle gives an error.
-    std::error_code start(unsigned events, poll_callback cb) {
-      handle_record* r = this->record();
-      if (r == nullptr) return std::make_error_code(std::errc::bad_file_descriptor);
-      return this->loop_->start_poll(*r, events, std::move(cb));
-    }
-    void stop() {
-      if (handle_record* r = this->record()) this->loop_->stop_handle(*r);
-    }
-    [[nodiscard]] native_handle fd() const {
-      const handle_record* r = this->record();
-      return r != nullptr ? r->op.fd : -1;
-    }
-
-   private:
-    friend class basic_loop;
-    poll_handle(basic_loop* loop, handle_record& r) : handle_base(loop, r) {}
   };
 
   /// Keeps the loop alive while it exists; may be created, moved and destroyed
@@ -365,8 +164,8 @@ class basic_loop : public loop_core {
   // ------------------------------------------------------------- the loop
 
   explicit basic_loop(loop_options options = {})
-      : executor_(inbox_, options.executor) {
-    now_ = backend_.now().count();
+      : loop_core(services), backend_(std::in_place), executor_(std::in_place, inbox_, options.executor) {
+    now_ = static_cast<std::uint64_t>(backend_->now().count());
   }
 
   basic_loop(const basic_loop&) = delete;
@@ -376,11 +175,20 @@ class basic_loop : public loop_core {
     // Queued callbacks, promises and coroutine frames go first, while the
     // loop they may refer to (keep_alive tokens, handles) is still whole.
     release_tasks();
-    // Handles the user still holds become empty; pending callbacks are
-    // destroyed without running.
-    handles_.for_each_live([](std::uint32_t, handle_record& r) {
-      if (r.owner != nullptr) r.owner->loop_ = nullptr;
-    });
+    // No worker runs or delivers work any more; then no operation is left in
+    // the kernel (a completion backend waits for its cancellations), so the
+    // records and buffers of handles can go.
+    executor_.reset();
+    backend_.reset();
+    replace_services(gone_services);
+    // Destroy every pending callback while the loop is whole; a destructor
+    // may schedule more (a session's timers cleared by its destructor), so
+    // repeat until nothing is left.
+    for (bool more = true; more;) {
+      release_tasks();
+      more = destroy_handles();
+      more = drop_scheduled() || more;
+    }
   }
 
   /// Run the loop (Node's event loop). Returns whether it is still alive.
@@ -403,11 +211,11 @@ class basic_loop : public loop_core {
       time_stale_ = true;  // read lazily: a turn without timers needs no clock read
       run_timers();
       run_pending();
-      run_phase_handles(idle_);
-      run_phase_handles(prepare_);
+      run_phase(phase_list(phase::idle), &detail::run_phase_record);
+      run_phase(phase_list(phase::prepare), &detail::run_phase_record);
       poll_phase(mode);
       run_check();
-      run_phase_handles(check_);
+      run_phase(phase_list(phase::check), &detail::run_phase_record);
       run_closing();
       if (mode == run_mode::once) {
         // Forward progress: timers that came due while poll waited run now.
@@ -426,8 +234,7 @@ class basic_loop : public loop_core {
   /// and immediates, queued work, closing handles, keep_alive tokens, or
   /// posted callbacks not yet run.
   [[nodiscard]] bool alive() const noexcept {
-    return timer_refs_ > 0 || immediate_refs_ > 0 || handle_refs_ > 0 || pending_work_ > 0 ||
-           closing_count_ > 0 || !pending_.empty() || !completed_.empty() ||
+    return timer_refs_ > 0 || immediate_refs_ > 0 || pending_work_ > 0 || handles_alive() ||
            external_refs_.load(std::memory_order_acquire) > 0 || inbox_.pending();
   }
 
@@ -440,15 +247,19 @@ class basic_loop : public loop_core {
 
   /// Refresh the cached time from the backend's clock.
   void update_time() const noexcept {
-    const auto t = static_cast<std::uint64_t>(backend_.now().count());
+    const auto t = static_cast<std::uint64_t>(backend_->now().count());
     if (t > now_) now_ = t;
     time_stale_ = false;
   }
 
-  [[nodiscard]] loop_metrics metrics() const noexcept { return metrics_; }
-  Backend& backend() noexcept { return backend_; }
-  const Backend& backend() const noexcept { return backend_; }
-  Executor& executor() noexcept { return executor_; }
+  [[nodiscard]] loop_metrics metrics() const noexcept {
+    loop_metrics m = metrics_;
+    m.events += completions_run();
+    return m;
+  }
+  Backend& backend() noexcept { return *backend_; }
+  const Backend& backend() const noexcept { return *backend_; }
+  Executor& executor() noexcept { return *executor_; }
 
   // ---------------------------------------------------------------- timers
 
@@ -479,7 +290,7 @@ class basic_loop : public loop_core {
     const std::uint32_t index = immediates_.acquire();
     immediate_record& r = immediates_[index];
     r.fn = std::move(cb);
-    r.epoch = check_epoch_;
+    r.pass = check_pass_;
     r.refed = true;
     ++immediate_refs_;
     immediate_queue_.push_back(r);
@@ -498,20 +309,12 @@ class basic_loop : public loop_core {
 
   // --------------------------------------------------------- other handles
 
-  idle make_idle() { return idle(this, new_handle(handle_kind::idle)); }
-  prepare make_prepare() { return prepare(this, new_handle(handle_kind::prepare)); }
-  check make_check() { return check(this, new_handle(handle_kind::check)); }
+  idle make_idle() { return idle(*this); }
+  prepare make_prepare() { return prepare(*this); }
+  check make_check() { return check(*this); }
 
   /// A poll handle for descriptor `fd` (not started).
-  poll_handle make_poll(native_handle fd) {
-    handle_record& r = new_handle(handle_kind::poll);
-    r.op = operation{};
-    r.op.kind = op_kind::poll;
-    r.op.fd = fd;
-    r.op.user = &r;
-    r.op.complete = &basic_loop::complete_poll;
-    return poll_handle(this, r);
-  }
+  poll_handle make_poll(native_handle fd) { return poll_handle(*this, fd); }
 
   /// A token that keeps the loop alive until destroyed (thread-safe).
   keep_alive make_keep_alive() { return keep_alive(this); }
@@ -535,7 +338,7 @@ class basic_loop : public loop_core {
     r.exception = nullptr;
     r.state.store(0, std::memory_order_relaxed);
     ++pending_work_;
-    executor_.submit(r);
+    executor_->submit(r);
     return work_handle(index, r.generation);
   }
 
@@ -545,18 +348,13 @@ class basic_loop : public loop_core {
   std::error_code cancel(const work_handle& w) {
     work_record* r = work_.find(w.index_, w.generation_);
     if (r == nullptr) return std::make_error_code(std::errc::invalid_argument);
-    std::error_code ec = executor_.cancel(*r);
+    std::error_code ec = executor_->cancel(*r);
     if (!ec) {
       r->error = std::make_error_code(std::errc::operation_canceled);
       inbox_.deliver(*r);
     }
     return ec;
   }
-
-  /// Queue a callback for the next pending phase (how I/O modules report
-  /// results that are known at once, never synchronously). Callbacks deferred
-  /// while the pending phase runs wait for the next iteration's.
-  void defer(callback cb) { pending_.push_back(std::move(cb)); }
 
   // ---- promise forms (defined in promise.hpp)
 
@@ -711,10 +509,10 @@ class basic_loop : public loop_core {
 
   void run_check() {
     // Immediates queued from here on (by these callbacks, their ticks and
-    // microtasks) carry the new epoch and wait for the next iteration.
-    const std::uint64_t phase = ++check_epoch_;
+    // microtasks) carry the new pass and wait for the next iteration.
+    const std::uint64_t pass = ++check_pass_;
     while (immediate_record* r = immediate_queue_.front()) {
-      if (r->epoch >= phase) break;
+      if (r->pass >= pass) break;
       immediate_queue_.remove(*r);
       if (r->refed) --immediate_refs_;
       callback fn = std::move(r->fn);
@@ -723,186 +521,109 @@ class basic_loop : public loop_core {
     }
   }
 
-  // --------------------------------------------------------- handle logic
+  // ------------------------------------------ what loop_core's services are
 
-  handle_record& new_handle(handle_kind kind) {
-    const std::uint32_t index = handles_.acquire();
-    handle_record& r = handles_[index];
-    r.kind = kind;
-    r.active = r.closing = r.restart = false;
-    r.refed = true;
-    r.outstanding = 0;
-    r.loop = this;
-    r.owner = nullptr;
-    return r;
+  static basic_loop& self(loop_core& core) noexcept { return static_cast<basic_loop&>(core); }
+  static const basic_loop& self(const loop_core& core) noexcept { return static_cast<const basic_loop&>(core); }
+
+  static constexpr std::uint32_t supported_kinds() noexcept {
+    std::uint32_t mask = 0;
+    for (std::size_t k = 0; k < op_kind_count; ++k)
+      if (Backend::supports(static_cast<op_kind>(k))) mask |= 1u << k;
+    return mask;
   }
 
-  detail::intrusive_list<handle_record>& list_for(handle_kind kind) {
-    return kind == handle_kind::idle ? idle_ : kind == handle_kind::prepare ? prepare_ : check_;
+  static timer_id to_id(const timer_handle& t) noexcept { return timer_id{t.index_, t.generation_}; }
+  timer_record* find_timer(timer_id t) noexcept {
+    return t.generation != 0 ? timers_.find(t.index, t.generation) : nullptr;
   }
 
-  void activate(handle_record& r) {
-    if (r.active) return;
-    r.active = true;
-    if (r.refed) ++handle_refs_;
-  }
+  static constexpr detail::loop_services services{
+      [](loop_core& l, operation& op) { return self(l).backend_->submit(op); },
+      [](loop_core& l, operation& op) { return self(l).backend_->cancel(op); },
+      [](loop_core& l, native_handle fd) { return self(l).backend_->close(fd); },
+      [](const loop_core& l) noexcept { return self(l).now(); },
+      [](loop_core& l, callback cb, std::chrono::milliseconds delay, bool repeat) {
+        return to_id(self(l).start_timer(std::move(cb), delay, repeat));
+      },
+      [](loop_core& l, timer_id t) noexcept {
+        if (timer_record* r = self(l).find_timer(t)) self(l).clear_timer(*r);
+      },
+      [](loop_core& l, timer_id t) {
+        if (timer_record* r = self(l).find_timer(t)) self(l).refresh_timer(*r);
+      },
+      [](loop_core& l, timer_id t, bool on) noexcept {
+        if (timer_record* r = self(l).find_timer(t)) self(l).set_timer_ref(*r, on);
+      },
+      Backend::completion_based,
+      supported_kinds(),
+  };
 
-  void deactivate(handle_record& r) {
-    if (!r.active) return;
-    r.active = false;
-    if (r.refed) --handle_refs_;
-  }
+  // Once the backend is gone (the loop's teardown): nothing starts, and
+  // descriptors the destroyed handles still own are closed directly.
+  static constexpr detail::loop_services gone_services{
+      [](loop_core&, operation&) { return std::make_error_code(std::errc::operation_canceled); },
+      [](loop_core&, operation&) { return true; },
+      [](loop_core&, native_handle fd) -> std::error_code {
+#if !defined(_WIN32)
+        return fd >= 0 ? detail::posix::close_fd(static_cast<int>(fd)) : std::error_code{};
+#else
+        (void)fd;
+        return {};
+#endif
+      },
+      [](const loop_core& l) noexcept { return std::chrono::milliseconds(static_cast<std::int64_t>(self(l).now_)); },
+      [](loop_core&, callback, std::chrono::milliseconds, bool) { return timer_id{}; },
+      [](loop_core&, timer_id) noexcept {},
+      [](loop_core&, timer_id) {},
+      [](loop_core&, timer_id, bool) noexcept {},
+      Backend::completion_based,
+      0,
+  };
 
-  void set_handle_ref(handle_record& r, bool on) {
-    if (r.refed == on) return;
-    r.refed = on;
-    if (r.active) on ? ++handle_refs_ : --handle_refs_;
-  }
-
-  void start_phase_handle(handle_record& r, callback cb) {
-    if (r.closing) return;
-    r.on_phase = std::move(cb);
-    if (r.active) return;
-    r.walk = walk_;
-    list_for(r.kind).push_back(r);
-    activate(r);
-  }
-
-  std::error_code start_poll(handle_record& r, unsigned events, callback_poll cb) {
-    if (r.closing) return std::make_error_code(std::errc::bad_file_descriptor);
-    if ((events & (readable | writable)) == 0 || (events & ~(readable | writable)) != 0)
-      return std::make_error_code(std::errc::invalid_argument);
-    r.op.events = events;
-    if (r.restart || (r.outstanding != 0 && !r.active)) {
-      // Stopped on a completion backend, which has not given the cancelled
-      // operation back yet: submitting it again now would let that late
-      // cancellation end the new watch. Submit once it is back.
-      r.restart = true;
-      r.on_poll = std::move(cb);
-      activate(r);
-      return {};
-    }
-    if (std::error_code ec = backend_.submit(r.op)) return ec;
-    r.outstanding = 1;
-    r.on_poll = std::move(cb);
-    activate(r);
-    return {};
-  }
-
-  void stop_handle(handle_record& r) {
-    if (!r.active) return;
-    deactivate(r);
-    if (r.kind == handle_kind::poll) {
-      if (r.restart) {  // the backend is already cancelling it
-        r.restart = false;
-        return;
-      }
-      if (backend_.cancel(r.op)) {
-        completed_.remove(r.op);  // readiness delivered but not yet run: drop it
-        r.outstanding = 0;
-      }
-    } else
-      list_for(r.kind).remove(r);
-  }
-
-  void close_handle(handle_record& r, callback on_close) {
-    if (r.closing) return;
-    stop_handle(r);
-    r.closing = true;
-    r.owner = nullptr;
-    r.on_close = std::move(on_close);
-    r.walk = walk_;
-    ++closing_count_;
-    closing_.push_back(r);
-  }
-
-  // Runs a handle's callback from a local, so start() with a new callback
-  // from inside the running one cannot destroy the callable on the stack; the
-  // callback goes back unless a new one was set meanwhile.
-  template <class Fn, class... Args>
-  void invoke_handle_callback(Fn& slot, Args&&... args) {
-    Fn fn = std::move(slot);
-    struct restore {
-      Fn& slot;
-      Fn& fn;
-      ~restore() {
-        if (!slot) slot = std::move(fn);
-      }
-    };
-    {
-      restore guard{slot, fn};
-      invoke(fn, std::forward<Args>(args)...);
-    }
-    run_microtasks();
-  }
-
-  static void complete_poll(operation& op) {
-    auto& r = *static_cast<handle_record*>(op.user);
-    if (op.error == std::errc::operation_canceled) {
-      r.outstanding = 0;  // the backend has let go of the operation
-      if (r.restart) r.loop->resubmit_poll(r);
-      return;
-    }
-    if (!r.active || r.closing || (op.revents == 0 && !op.error)) return;
-    r.loop->invoke_handle_callback(r.on_poll, op.error, op.revents);
-  }
-
-  // A start() that waited for the backend to give the operation back.
-  void resubmit_poll(handle_record& r) {
-    r.restart = false;
-    r.op.error = {};
-    r.op.revents = 0;
-    if (std::error_code ec = backend_.submit(r.op)) {
-      deactivate(r);
-      invoke_handle_callback(r.on_poll, ec, 0u);
-      return;
-    }
-    r.outstanding = 1;
-  }
-
-  void run_phase_handles(detail::intrusive_list<handle_record>& list) {
-    if (list.empty()) return;
-    const std::uint64_t walk = ++walk_;
-    list.for_each_safe([&](handle_record& r) {
-      if (r.walk == walk || !r.active) return;  // started during this walk
-      invoke_handle_callback(r.on_phase);
+  // The teardown's last step: destroy what is still scheduled (timers,
+  // immediates, queued work, posted callbacks) without running it. Returns
+  // whether anything was there.
+  bool drop_scheduled() noexcept {
+    bool dropped = false;
+    timers_.for_each_live([&](std::uint32_t, timer_record& r) {
+      dropped = true;
+      if (timer_armed(r)) timer_store_.erase(r);
+      release_timer(r);
     });
-  }
-
-  void run_closing() {
-    if (closing_.empty()) return;
-    const std::uint64_t walk = ++walk_;
-    closing_.for_each_safe([&](handle_record& r) {
-      // Closed during this walk, or the backend still owns its operation.
-      if (r.walk == walk || r.outstanding != 0) return;
-      closing_.remove(r);
-      --closing_count_;
-      callback on_close = std::move(r.on_close);
-      r.on_phase = nullptr;
-      r.on_poll = nullptr;
-      handles_.release(r.slot_index());
-      if (on_close) invoke_then_drain(on_close);
+    timer_refs_ = 0;
+    while (immediate_record* r = immediate_queue_.pop_front()) {
+      dropped = true;
+      callback fn = std::move(r->fn);
+      immediates_.release(r->slot_index());
+    }
+    immediate_refs_ = 0;
+    work_request* done = inbox_.take(posted_);
+    while (done != nullptr) {
+      auto& r = static_cast<work_record&>(*std::exchange(done, done->next));
+      dropped = true;
+      r.work = nullptr;
+      auto after = std::move(r.after);
+      work_.release(r.slot_index());
+    }
+    work_.for_each_live([&](std::uint32_t, work_record& r) {  // never delivered (the executor was gone)
+      dropped = true;
+      r.work = nullptr;
+      auto after = std::move(r.after);
+      work_.release(r.slot_index());
     });
+    pending_work_ = 0;
+    if (!posted_.empty()) dropped = true;
+    posted_.clear();
+    return dropped;
   }
 
-  // -------------------------------------------------- pending, poll, inbox
-
-  void run_pending() {
-    // I/O completions an exception interrupted in the last poll phase.
-    while (operation* op = completed_.pop_front()) {
-      ++metrics_.events;
-      op->complete(*op);
-    }
-    for (std::size_t n = pending_.size(); n > 0 && !pending_.empty(); --n) {
-      callback cb = pending_.pop_front();
-      invoke_then_drain(cb);
-    }
-  }
+  // -------------------------------------------------- poll, inbox
 
   [[nodiscard]] std::chrono::milliseconds poll_timeout(run_mode mode) noexcept {
     using std::chrono::milliseconds;
-    if (mode == run_mode::nowait || stop_flag_ || immediate_refs_ > 0 || !idle_.empty() ||
-        !pending_.empty() || closing_count_ > 0 || !completed_.empty() || inbox_.pending())
+    if (mode == run_mode::nowait || stop_flag_ || immediate_refs_ > 0 || handles_need_turn() ||
+        inbox_.pending())
       return milliseconds::zero();
     if (!alive()) return milliseconds::zero();
     const std::uint64_t due = timer_store_.next_due();
@@ -916,17 +637,14 @@ class basic_loop : public loop_core {
   void poll_phase(run_mode mode) {
     const std::chrono::milliseconds timeout = poll_timeout(mode);
     if (timeout != std::chrono::milliseconds::zero()) {
-      const auto before = backend_.hrtime();
-      backend_.poll(timeout, completed_);
-      metrics_.poll_blocked += backend_.hrtime() - before;
+      const auto before = backend_->hrtime();
+      backend_->poll(timeout, completed_);
+      metrics_.poll_blocked += backend_->hrtime() - before;
     } else {
-      backend_.poll(timeout, completed_);
+      backend_->poll(timeout, completed_);
     }
     time_stale_ = true;
-    while (operation* op = completed_.pop_front()) {
-      ++metrics_.events;
-      op->complete(*op);
-    }
+    run_completions();
     if (inbox_.pending()) drain_inbox();
   }
 
@@ -976,38 +694,30 @@ class basic_loop : public loop_core {
   }
 
   static void wake_backend(void* self) noexcept {
-    static_cast<basic_loop*>(self)->backend_.wakeup();
+    auto& loop = *static_cast<basic_loop*>(self);
+    if (loop.backend_) loop.backend_->wakeup();
   }
 
-  // Members. Order matters for destruction: the executor (its threads) goes
-  // first, then the inbox it delivers to, then the pools its requests live in.
-  Backend backend_;
+  // Members. The destructor ends the executor (its threads) and then the
+  // backend explicitly; the inbox, the pools and loop_core's handle records
+  // outlive both.
+  std::optional<Backend> backend_;
   TimerStore timer_store_;
   detail::slot_pool<timer_record> timers_;
   detail::slot_pool<immediate_record> immediates_;
-  detail::slot_pool<handle_record, 64> handles_;
   detail::slot_pool<work_record, 64> work_;
   detail::intrusive_list<immediate_record> immediate_queue_;
-  detail::intrusive_list<handle_record> idle_;
-  detail::intrusive_list<handle_record> prepare_;
-  detail::intrusive_list<handle_record> check_;
-  detail::intrusive_list<handle_record> closing_;
-  detail::ring<callback> pending_;
-  op_queue completed_;
   std::vector<callback> posted_;
   inbox inbox_{&basic_loop::wake_backend, this};
-  Executor executor_;
+  std::optional<Executor> executor_;
 
   mutable std::uint64_t now_ = 0;
   mutable bool time_stale_ = false;
   running_timer running_timer_{};
-  std::uint64_t check_epoch_ = 0;
-  std::uint64_t walk_ = 0;
+  std::uint64_t check_pass_ = 0;
   std::size_t timer_refs_ = 0;
   std::size_t immediate_refs_ = 0;
-  std::size_t handle_refs_ = 0;
   std::size_t pending_work_ = 0;
-  std::size_t closing_count_ = 0;
   std::atomic<std::size_t> external_refs_{0};
   loop_metrics metrics_{};
   bool stop_flag_ = false;

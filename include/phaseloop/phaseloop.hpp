@@ -3,26 +3,27 @@
 // The umbrella header: every module, and the default loop types.
 
 #include <phaseloop/version.hpp>
+#include <phaseloop/fwd.hpp>
 #include <phaseloop/concepts.hpp>
-#include <phaseloop/microtasks.hpp>
+#include <phaseloop/loop_core.hpp>
+#include <phaseloop/handle.hpp>
+#include <phaseloop/phase_handles.hpp>
+#include <phaseloop/poll.hpp>
+#include <phaseloop/timers.hpp>
 #include <phaseloop/loop.hpp>
 #include <phaseloop/promise.hpp>
 #include <phaseloop/timers/heap.hpp>
 #include <phaseloop/timers/wheel.hpp>
 #include <phaseloop/backend/mock.hpp>
 #include <phaseloop/backend/epoll.hpp>
+#include <phaseloop/backend/poll.hpp>
+#include <phaseloop/backend/default.hpp>
 #include <phaseloop/executor/inline.hpp>
 #include <phaseloop/executor/thread_pool.hpp>
 #include <phaseloop/fs.hpp>
 #include <phaseloop/dns.hpp>
 
 namespace phaseloop {
-
-#if defined(__linux__)
-/// The platform's native backend: epoll on Linux.
-using default_backend = epoll_backend;
-#define PHASELOOP_HAS_DEFAULT_BACKEND 1
-#endif
 
 #if defined(PHASELOOP_HAS_DEFAULT_BACKEND)
 /// The loop most programs want: the native backend, the heap timer store.

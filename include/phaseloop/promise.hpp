@@ -73,7 +73,7 @@
 // to a local first: `auto p = x.then([s] {...}); co_await p;`.
 
 #include <phaseloop/loop.hpp>
-#include <phaseloop/microtasks.hpp>
+#include <phaseloop/loop_core.hpp>
 
 #include <chrono>
 #include <concepts>

@@ -34,23 +34,23 @@ struct pipe_pair {
 
 }  // namespace
 
-TEST_CASE("epoll: a poll handle sees a pipe become readable and writable", "[core]") {
+TEST_CASE("epoll: a poll handle sees a pipe become io_events::readable and io_events::writable", "[core]") {
   epoll_heap_loop loop;
   pipe_pair p;
   auto reader = loop.make_poll(p.read_end);
   auto writer = loop.make_poll(p.write_end);
   trace out;
-  REQUIRE_FALSE(reader.start(readable, [&](std::error_code ec, unsigned events) {
+  REQUIRE_FALSE(reader.start(io_events::readable, [&](std::error_code ec, io_events events) {
     REQUIRE_FALSE(ec);
-    CHECK((events & readable) != 0);
+    CHECK(any(events & io_events::readable));
     char buf[16];
     const auto n = ::read(p.read_end, buf, sizeof buf);
     out.emplace_back(buf, static_cast<std::size_t>(n));
     reader.close([&] { out.push_back("reader closed"); });
   }));
-  REQUIRE_FALSE(writer.start(writable, [&](std::error_code ec, unsigned events) {
+  REQUIRE_FALSE(writer.start(io_events::writable, [&](std::error_code ec, io_events events) {
     REQUIRE_FALSE(ec);
-    CHECK(events == writable);
+    CHECK(events == io_events::writable);
     out.push_back("writable");
     writer.stop();
     // Readability comes from a timer later, through a blocking epoll_wait.
@@ -70,27 +70,27 @@ TEST_CASE("epoll: poll handles are level-triggered until stopped", "[core]") {
   REQUIRE(::write(p.write_end, "x", 1) == 1);
   auto reader = loop.make_poll(p.read_end);
   int calls = 0;
-  REQUIRE_FALSE(reader.start(readable, [&](std::error_code, unsigned) {
-    if (++calls == 3) reader.stop();  // never read: still readable each iteration
+  REQUIRE_FALSE(reader.start(io_events::readable, [&](std::error_code, io_events) {
+    if (++calls == 3) reader.stop();  // never read: still io_events::readable each iteration
   }));
   loop.run();
   CHECK(calls == 3);
-  CHECK_FALSE(reader.is_active());
+  CHECK_FALSE(reader.active());
 }
 
-TEST_CASE("epoll: a hangup is reported with the readable event", "[core]") {
+TEST_CASE("epoll: a io_events::hangup is reported with the io_events::readable event", "[core]") {
   epoll_heap_loop loop;
   pipe_pair p;
   ::close(p.write_end);
   p.write_end = -1;
   auto reader = loop.make_poll(p.read_end);
-  unsigned seen = 0;
-  REQUIRE_FALSE(reader.start(readable, [&](std::error_code, unsigned events) {
+  io_events seen = io_events::none;
+  REQUIRE_FALSE(reader.start(io_events::readable, [&](std::error_code, io_events events) {
     seen = events;
     reader.close();
   }));
   loop.run();
-  CHECK((seen & hangup) != 0);
+  CHECK(any(seen & io_events::hangup));
 }
 
 TEST_CASE("epoll: bad descriptors give error codes, never a crash", "[core]") {
@@ -100,24 +100,24 @@ TEST_CASE("epoll: bad descriptors give error codes, never a crash", "[core]") {
   unknown.fd = 0;
   CHECK(loop.backend().submit(unknown) == std::errc::operation_not_supported);
   auto negative = loop.make_poll(-1);
-  CHECK(negative.start(readable, [](std::error_code, unsigned) {}) == std::errc::bad_file_descriptor);
+  CHECK(negative.start(io_events::readable, [](std::error_code, io_events) {}) == std::errc::bad_file_descriptor);
   int closed_fd;
   {
     pipe_pair p;
     closed_fd = p.read_end;
   }
   auto closed = loop.make_poll(closed_fd);
-  CHECK(closed.start(readable, [](std::error_code, unsigned) {}) == std::errc::bad_file_descriptor);
+  CHECK(closed.start(io_events::readable, [](std::error_code, io_events) {}) == std::errc::bad_file_descriptor);
   const int file = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   REQUIRE(file >= 0);
   auto regular = loop.make_poll(file);
-  CHECK(regular.start(readable, [](std::error_code, unsigned) {}) == std::errc::operation_not_permitted);
+  CHECK(regular.start(io_events::readable, [](std::error_code, io_events) {}) == std::errc::operation_not_permitted);
   ::close(file);
   pipe_pair p;
   auto first = loop.make_poll(p.read_end);
   auto second = loop.make_poll(p.read_end);
-  CHECK_FALSE(first.start(readable, [](std::error_code, unsigned) {}));
-  CHECK(second.start(readable, [](std::error_code, unsigned) {}) == std::errc::device_or_resource_busy);
+  CHECK_FALSE(first.start(io_events::readable, [](std::error_code, io_events) {}));
+  CHECK(second.start(io_events::readable, [](std::error_code, io_events) {}) == std::errc::device_or_resource_busy);
   first.close();
   loop.run();
   CHECK_FALSE(loop.alive());
@@ -127,7 +127,7 @@ TEST_CASE("epoll: closing a descriptor's handle after the user closed the descri
   epoll_heap_loop loop;
   auto p = std::make_unique<pipe_pair>();
   auto reader = loop.make_poll(p->read_end);
-  REQUIRE_FALSE(reader.start(readable, [](std::error_code, unsigned) {}));
+  REQUIRE_FALSE(reader.start(io_events::readable, [](std::error_code, io_events) {}));
   p.reset();  // both ends closed under the handle
   reader.close();
   loop.run();

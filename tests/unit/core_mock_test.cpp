@@ -50,13 +50,13 @@ TEMPLATE_TEST_CASE("one iteration runs timers, pending, idle, prepare, poll, che
   loop.defer([&] { out.push_back("pending"); });
   idle.start([&] { out.push_back("idle"); idle.stop(); });
   prepare.start([&] { out.push_back("prepare"); prepare.stop(); });
-  REQUIRE_FALSE(poll.start(readable, [&](std::error_code ec, unsigned events) {
+  REQUIRE_FALSE(poll.start(io_events::readable, [&](std::error_code ec, io_events events) {
     CHECK_FALSE(ec);
-    CHECK(events == readable);
+    CHECK(events == io_events::readable);
     out.push_back("poll");
     poll.close([&] { out.push_back("close poll"); });
   }));
-  loop.backend().inject(7, readable);
+  loop.backend().inject(7, io_events::readable);
   loop.set_immediate([&] { out.push_back("check: immediate"); });
   check.start([&] {
     out.push_back("check: handle");
@@ -394,13 +394,13 @@ TEMPLATE_TEST_CASE("idle, prepare and check handles run once per iteration and c
   check.start([&] { ++checks; });
   prepare.unref();
   check.unref();
-  CHECK(idle.is_active());
+  CHECK(idle.active());
   loop.run();
   CHECK(idles == 3);
   CHECK(prepares == 3);
   CHECK(checks == 3);
   CHECK(loop.now() == 0ms);
-  CHECK_FALSE(idle.is_active());
+  CHECK_FALSE(idle.active());
 }
 
 TEMPLATE_TEST_CASE("a handle started during its phase's walk first runs on the next iteration", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
@@ -543,20 +543,20 @@ TEMPLATE_TEST_CASE("a throwing interval is re-armed and a throwing one-shot is r
 TEMPLATE_TEST_CASE("poll handles on the mock backend: injected readiness, stop, errors", "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
   TestType loop;
   auto p = loop.make_poll(3);
-  std::vector<unsigned> seen;
-  REQUIRE_FALSE(p.start(readable | writable, [&](std::error_code ec, unsigned events) {
+  std::vector<io_events> seen;
+  REQUIRE_FALSE(p.start(io_events::readable | io_events::writable, [&](std::error_code ec, io_events events) {
     CHECK_FALSE(ec);
     seen.push_back(events);
     if (seen.size() == 2) p.stop();
   }));
   CHECK(loop.backend().watching(3));
-  loop.backend().inject(3, writable);
+  loop.backend().inject(3, io_events::writable);
   loop.run(run_mode::nowait);
-  loop.backend().inject(3, readable | hangup);
+  loop.backend().inject(3, io_events::readable | io_events::hangup);
   loop.run(run_mode::nowait);
-  CHECK(seen == std::vector<unsigned>{writable, readable | hangup});
+  CHECK(seen == std::vector<io_events>{io_events::writable, io_events::readable | io_events::hangup});
   CHECK_FALSE(loop.backend().watching(3));
-  loop.backend().inject(3, readable);
+  loop.backend().inject(3, io_events::readable);
   loop.run(run_mode::nowait);
   CHECK(seen.size() == 2);
 
@@ -566,13 +566,13 @@ TEMPLATE_TEST_CASE("poll handles on the mock backend: injected readiness, stop, 
   CHECK(loop.backend().submit(unknown) == std::errc::operation_not_supported);
 
   auto bad = loop.make_poll(-1);
-  CHECK(bad.start(readable, [](std::error_code, unsigned) {}) == std::errc::bad_file_descriptor);
+  CHECK(bad.start(io_events::readable, [](std::error_code, io_events) {}) == std::errc::bad_file_descriptor);
   auto twice = loop.make_poll(3);
-  CHECK(p.start(readable, [](std::error_code, unsigned) {}) == std::error_code{});
-  CHECK(twice.start(readable, [](std::error_code, unsigned) {}) == std::errc::device_or_resource_busy);
-  CHECK(p.start(0, [](std::error_code, unsigned) {}) == std::errc::invalid_argument);
+  CHECK(p.start(io_events::readable, [](std::error_code, io_events) {}) == std::error_code{});
+  CHECK(twice.start(io_events::readable, [](std::error_code, io_events) {}) == std::errc::device_or_resource_busy);
+  CHECK(p.start(io_events::none, [](std::error_code, io_events) {}) == std::errc::invalid_argument);
   p.close();
-  CHECK(p.start(readable, [](std::error_code, unsigned) {}) == std::errc::bad_file_descriptor);
+  CHECK(p.start(io_events::readable, [](std::error_code, io_events) {}) == std::errc::bad_file_descriptor);
   loop.run();
   CHECK_FALSE(loop.alive());
 }
@@ -587,16 +587,16 @@ TEMPLATE_TEST_CASE("completion-style cancel: a poll handle closes only once the 
   loop.backend().set_async_cancel(true);
   trace out;
   auto p = loop.make_poll(3);
-  REQUIRE_FALSE(p.start(readable, [&](std::error_code ec, unsigned events) {
+  REQUIRE_FALSE(p.start(io_events::readable, [&](std::error_code ec, io_events events) {
     CHECK_FALSE(ec);
-    CHECK(events == readable);
+    CHECK(events == io_events::readable);
     out.push_back("readable");
     p.close([&] { out.push_back("closed"); });  // the cancellation completes at the next poll
   }));
   auto check = loop.make_check();
   check.start([&] { out.push_back("check"); });
   check.unref();
-  loop.backend().inject(3, readable);
+  loop.backend().inject(3, io_events::readable);
   CHECK(loop.run(run_mode::nowait));  // the closing handle still waits for its operation
   CHECK(out == trace{"readable", "check"});
   loop.run(run_mode::nowait);
@@ -609,25 +609,25 @@ TEMPLATE_TEST_CASE("completion-style cancel: start after stop waits for the canc
                    "[core]", PHASELOOP_TEST_MOCK_LOOPS) {
   TestType loop;
   loop.backend().set_async_cancel(true);
-  std::vector<unsigned> seen;
+  std::vector<io_events> seen;
   auto p = loop.make_poll(5);
-  auto record = [&](std::error_code ec, unsigned events) {
+  auto record = [&](std::error_code ec, io_events events) {
     CHECK_FALSE(ec);
     seen.push_back(events);
   };
-  REQUIRE_FALSE(p.start(readable, record));
+  REQUIRE_FALSE(p.start(io_events::readable, record));
   p.stop();
-  REQUIRE_FALSE(p.start(writable, record));  // the backend still owns the cancelled operation
-  REQUIRE_FALSE(p.start(readable | writable, record));  // a second start while waiting: new events, one submit
+  REQUIRE_FALSE(p.start(io_events::writable, record));  // the backend still owns the cancelled operation
+  REQUIRE_FALSE(p.start(io_events::readable | io_events::writable, record));  // a second start while waiting: new events, one submit
   CHECK_FALSE(loop.backend().watching(5));
   CHECK(loop.alive());
   loop.run(run_mode::nowait);  // the cancellation completes; the watch is submitted again
   CHECK(loop.backend().watching(5));
-  loop.backend().inject(5, writable);
+  loop.backend().inject(5, io_events::writable);
   loop.run(run_mode::nowait);
-  loop.backend().inject(5, readable);
+  loop.backend().inject(5, io_events::readable);
   loop.run(run_mode::nowait);
-  CHECK(seen == std::vector<unsigned>{writable, readable});
+  CHECK(seen == std::vector<io_events>{io_events::writable, io_events::readable});
   // The late cancellation did not end the new watch: closing now cancels it once more.
   bool closed = false;
   p.close([&] { closed = true; });
@@ -644,14 +644,14 @@ TEMPLATE_TEST_CASE("completion-style cancel: stop, start and close before the ca
   bool closed = false;
   {
     auto p = loop.make_poll(6);
-    REQUIRE_FALSE(p.start(readable, [&](std::error_code, unsigned) { ++calls; }));
+    REQUIRE_FALSE(p.start(io_events::readable, [&](std::error_code, io_events) { ++calls; }));
     p.stop();
-    REQUIRE_FALSE(p.start(readable, [&](std::error_code, unsigned) { ++calls; }));
+    REQUIRE_FALSE(p.start(io_events::readable, [&](std::error_code, io_events) { ++calls; }));
     p.stop();  // the pending restart is dropped; the cancellation is still on its way
-    REQUIRE_FALSE(p.start(readable, [&](std::error_code, unsigned) { ++calls; }));
+    REQUIRE_FALSE(p.start(io_events::readable, [&](std::error_code, io_events) { ++calls; }));
     p.close([&] { closed = true; });
   }
-  loop.backend().inject(6, readable);
+  loop.backend().inject(6, io_events::readable);
   loop.run();
   CHECK(closed);
   CHECK(calls == 0);

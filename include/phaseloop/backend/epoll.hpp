@@ -1,18 +1,18 @@
 #pragma once
-// epoll_backend: Linux readiness backend. CLOCK_MONOTONIC time (read cheaply
-// between millisecond boundaries, see detail/ms_clock.hpp), epoll_wait
-// with the loop's timeout, an eventfd for cross-thread wakeups. When nothing
-// but the wakeup descriptor is registered, a non-blocking poll makes no
-// system call at all (the loop checks its inbox flag itself).
+// epoll_backend: Linux's readiness backend, the shared reactor
+// (detail/reactor.hpp) over epoll. CLOCK_MONOTONIC time, read cheaply between
+// millisecond boundaries (detail/ms_clock.hpp); an eventfd for cross-thread
+// wakeups. When no descriptor is registered but the wakeup's, a non-blocking
+// poll makes no system call at all (the loop checks its inbox flag itself).
 
 #if defined(__linux__)
 
 #include <phaseloop/concepts.hpp>
-#include <phaseloop/detail/ms_clock.hpp>
+#include <phaseloop/detail/posix/system.hpp>
+#include <phaseloop/detail/reactor.hpp>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,13 +20,13 @@
 #include <climits>
 #include <cstdint>
 #include <system_error>
-#include <vector>
 
 namespace phaseloop {
 
-class epoll_backend {
+/// epoll as a poller: level-triggered interest, one epoll_ctl per change.
+class epoll_poller {
  public:
-  epoll_backend() {
+  epoll_poller() {
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -40,69 +40,40 @@ class epoll_backend {
     ev.data.fd = wake_fd_;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   }
-  epoll_backend(const epoll_backend&) = delete;
-  epoll_backend& operator=(const epoll_backend&) = delete;
-  ~epoll_backend() {
+  epoll_poller(const epoll_poller&) = delete;
+  epoll_poller& operator=(const epoll_poller&) = delete;
+  ~epoll_poller() {
     ::close(wake_fd_);
     ::close(epoll_fd_);
   }
 
-  [[nodiscard]] std::chrono::milliseconds now() const noexcept {
-    return std::chrono::milliseconds(static_cast<std::int64_t>(clock_.now_ms()));
+  std::error_code add(int fd, io_events interest) noexcept {
+    if (fd == wake_fd_ || fd == epoll_fd_) return std::make_error_code(std::errc::bad_file_descriptor);
+    if (ctl(EPOLL_CTL_ADD, fd, interest) == 0) return {};
+    // Registered behind the reactor's back (the number was closed and reused
+    // while a duplicate kept the old file in the set): take it over.
+    if (errno == EEXIST && ctl(EPOLL_CTL_MOD, fd, interest) == 0) return {};
+    return detail::posix::errno_code();
   }
 
-  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
+  std::error_code modify(int fd, io_events interest) noexcept {
+    if (ctl(EPOLL_CTL_MOD, fd, interest) == 0) return {};
+    if (errno == ENOENT && ctl(EPOLL_CTL_ADD, fd, interest) == 0) return {};
+    return detail::posix::errno_code();
   }
 
-  std::error_code submit(operation& op) {
-    if (op.kind != op_kind::poll) return std::make_error_code(std::errc::operation_not_supported);
-    if (op.fd < 0 || op.fd == wake_fd_ || op.fd == epoll_fd_ || op.fd > INT_MAX)
-      return std::make_error_code(std::errc::bad_file_descriptor);
-    const auto fd = static_cast<std::size_t>(op.fd);
-    if (fd >= fds_.size()) fds_.resize(fd + 1);
-    fd_state& state = fds_[fd];
-    if (state.poll_op != nullptr && state.poll_op != &op)
-      return std::make_error_code(std::errc::device_or_resource_busy);
-
+  void remove(int fd) noexcept {
     epoll_event ev{};
-    ev.events = to_epoll(op.events);
-    ev.data.fd = static_cast<int>(op.fd);
-    const bool registered = state.poll_op != nullptr || op.submitted;
-    if (::epoll_ctl(epoll_fd_, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, ev.data.fd, &ev) != 0) {
-      const int error = errno;
-      if (!(registered && error == ENOENT) ||
-          ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0)
-        return {error, std::system_category()};
-    }
-    if (!op.submitted) ++watched_;
-    op.submitted = true;
-    state.poll_op = &op;
-    return {};
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, &ev);  // fails harmlessly once the fd is closed
   }
 
-  bool cancel(operation& op) {
-    if (!op.submitted) return true;
-    fd_state& state = fds_[static_cast<std::size_t>(op.fd)];
-    if (state.poll_op == &op) {
-      epoll_event ev{};
-      // Fails harmlessly when the user already closed the descriptor.
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, static_cast<int>(op.fd), &ev);
-      state.poll_op = nullptr;
-    }
-    op.submitted = false;
-    --watched_;
-    return true;
-  }
-
-  void poll(std::chrono::milliseconds timeout, op_queue& completed) {
-    if (timeout == std::chrono::milliseconds::zero() && watched_ == 0) return;
+  std::size_t wait(std::chrono::milliseconds timeout, poll_event* out, std::size_t capacity) noexcept {
     int wait_ms = -1;
     if (timeout >= std::chrono::milliseconds::zero())
       wait_ms = timeout.count() > INT_MAX ? INT_MAX : static_cast<int>(timeout.count());
-    const int n = ::epoll_wait(epoll_fd_, events_, max_events, wait_ms);
+    const int max = static_cast<int>(capacity < max_events ? capacity : max_events);
+    const int n = ::epoll_wait(epoll_fd_, events_, max, wait_ms);
+    std::size_t count = 0;
     for (int i = 0; i < n; ++i) {
       const int fd = events_[i].data.fd;
       if (fd == wake_fd_) {
@@ -110,57 +81,45 @@ class epoll_backend {
         [[maybe_unused]] auto r = ::read(wake_fd_, &drained, sizeof drained);
         continue;
       }
-      if (static_cast<std::size_t>(fd) >= fds_.size()) continue;
-      operation* op = fds_[static_cast<std::size_t>(fd)].poll_op;
-      if (op == nullptr) continue;
-      const unsigned got = from_epoll(events_[i].events) & (op->events | hangup | io_error);
-      if (got == 0) continue;
-      if (op->linked) {
-        op->revents |= got;
-      } else {
-        op->revents = got;
-        op->error = {};
-        completed.push_back(*op);
-      }
+      out[count++] = poll_event{fd, from_epoll(events_[i].events)};
     }
+    return count;
   }
 
-  void wakeup() noexcept {
+  void wake() noexcept {
     const std::uint64_t one = 1;
     [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
   }
 
-  /// Descriptors registered besides the wakeup eventfd.
-  [[nodiscard]] std::size_t watched() const noexcept { return watched_; }
-
  private:
-  struct fd_state {
-    operation* poll_op = nullptr;
-  };
-  static constexpr int max_events = 1024;
+  static constexpr int max_events = 256;
 
-  static std::uint32_t to_epoll(unsigned events) noexcept {
-    std::uint32_t e = 0;
-    if (events & readable) e |= EPOLLIN;
-    if (events & writable) e |= EPOLLOUT;
-    return e;
+  int ctl(int op, int fd, io_events interest) noexcept {
+    epoll_event ev{};
+    if (any(interest & io_events::readable)) ev.events |= EPOLLIN;
+    if (any(interest & io_events::writable)) ev.events |= EPOLLOUT;
+    ev.data.fd = fd;
+    return ::epoll_ctl(epoll_fd_, op, fd, &ev);
   }
-  static unsigned from_epoll(std::uint32_t e) noexcept {
-    unsigned events = 0;
-    if (e & (EPOLLIN | EPOLLPRI)) events |= readable;
-    if (e & EPOLLOUT) events |= writable;
-    if (e & (EPOLLHUP | EPOLLRDHUP)) events |= hangup;
-    if (e & EPOLLERR) events |= io_error;
+
+  static io_events from_epoll(std::uint32_t e) noexcept {
+    io_events events = io_events::none;
+    if (e & (EPOLLIN | EPOLLPRI)) events |= io_events::readable;
+    if (e & EPOLLOUT) events |= io_events::writable;
+    if (e & (EPOLLHUP | EPOLLRDHUP)) events |= io_events::hangup;
+    if (e & EPOLLERR) events |= io_events::error;
     return events;
   }
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
-  detail::monotonic_ms_clock clock_;
-  std::size_t watched_ = 0;
-  std::vector<fd_state> fds_;
   epoll_event events_[max_events];
 };
+
+static_assert(poller<epoll_poller>);
+
+/// The reactor over epoll: Linux's default backend.
+class epoll_backend : public detail::reactor<epoll_poller> {};
 
 static_assert(backend<epoll_backend>);
 

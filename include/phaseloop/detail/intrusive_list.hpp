@@ -36,6 +36,24 @@ class intrusive_list {
     h.linked = false;
   }
 
+  /// Moves every node of `other` to the back of this list, in order.
+  void splice_back(intrusive_list& other) noexcept {
+    if (other.head_ == nullptr) return;
+    other.head_->prev = tail_;
+    (tail_ != nullptr ? tail_->next : head_) = other.head_;
+    tail_ = other.tail_;
+    other.head_ = other.tail_ = nullptr;
+  }
+
+  /// Moves every node of `other` to the front of this list, in order.
+  void splice_front(intrusive_list& other) noexcept {
+    if (other.head_ == nullptr) return;
+    other.tail_->next = head_;
+    (head_ != nullptr ? head_->prev : tail_) = other.tail_;
+    head_ = other.head_;
+    other.head_ = other.tail_ = nullptr;
+  }
+
   T* pop_front() noexcept {
     T* node = front();
     if (node != nullptr) remove(*node);
