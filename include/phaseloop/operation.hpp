@@ -93,6 +93,12 @@ enum class op_state : std::uint8_t {
 struct op_flag {
   static constexpr std::uint8_t multishot = 1;  ///< ask for many completions (a backend may ignore it)
   static constexpr std::uint8_t more = 2;       ///< set by the backend: not the last completion
+  /// Ask: a receive may land in a buffer the backend picks from its own pool
+  /// (io_uring's provided buffers) instead of `buffers` (a backend may ignore it).
+  static constexpr std::uint8_t select_buffer = 4;
+  /// Set by the backend on a completion whose bytes are in its own buffer
+  /// (`received`); that buffer stays valid until the backend's next poll.
+  static constexpr std::uint8_t provided_buffer = 8;
   static constexpr std::uint8_t backend_bits = 0xf0;  ///< reserved for the backend's own state
 };
 
@@ -123,6 +129,9 @@ struct operation : detail::list_hook {
   int msg_flags = 0;                 ///< send/recv flags, shutdown's `how`, open flags; recvfrom: out MSG_TRUNC
   std::int64_t offset = -1;          ///< file operations: position (-1: current), open's mode
   std::size_t transferred = 0;       ///< bytes read or written
+  /// read/recv/recvfrom with one buffer: where the bytes are (buffers[0], or
+  /// the backend's own buffer with op_flag::provided_buffer), `transferred` long.
+  const void* received = nullptr;
   native_handle accepted = invalid_handle;  ///< accept: the new descriptor (owned by the handle after completion)
   std::error_code error;             ///< the system error, or operation_canceled
   void (*complete)(operation&) = nullptr;  ///< run by the loop for each completion
@@ -145,9 +154,10 @@ struct operation : detail::list_hook {
   /// Ready the operation for another submit: results cleared, request kept.
   void reset_results() noexcept {
     state = op_state::idle;
-    flags = static_cast<std::uint8_t>(flags & op_flag::multishot);
+    flags = static_cast<std::uint8_t>(flags & (op_flag::multishot | op_flag::select_buffer));
     revents = io_events::none;
     transferred = 0;
+    received = nullptr;
     accepted = invalid_handle;
     error = {};
   }

@@ -392,6 +392,7 @@ class mock_backend {
           std::string& chunk = d.inbound.front();
           const std::size_t n = scatter(op, chunk);
           op.transferred = n;
+          op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
           chunk.erase(0, n);
           if (chunk.empty()) d.inbound.pop_front();
         } else if (d.eof) {
@@ -405,6 +406,7 @@ class mock_backend {
         datagram g = std::move(d.datagrams.front());
         d.datagrams.pop_front();
         op.transferred = scatter(op, g.bytes);
+        op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
         op.msg_flags = op.transferred < g.bytes.size() ? MSG_TRUNC_value : 0;
         set_address(op, g.address);
         break;

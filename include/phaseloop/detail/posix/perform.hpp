@@ -70,6 +70,7 @@ inline perform_result finish_read(operation& op, ssize_t n, std::size_t capacity
     return finish_with(op, errno_code());
   }
   op.transferred = static_cast<std::size_t>(n);
+  op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
   op.error = {};
   return static_cast<std::size_t>(n) < capacity || n == 0 ? perform_result::done_exhausted
                                                          : perform_result::done;
@@ -118,6 +119,7 @@ inline perform_result perform(operation& op) noexcept {
       }
       // One datagram per call: the socket may hold more, whatever the size.
       op.transferred = static_cast<std::size_t>(r);
+      op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
       op.address_length = static_cast<std::uint32_t>(msg.msg_namelen);
       op.msg_flags = msg.msg_flags;
       op.error = {};
