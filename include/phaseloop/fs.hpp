@@ -26,6 +26,8 @@
 //
 // POSIX only for now: on Windows this header declares nothing.
 
+#include <phaseloop/version.hpp>
+
 #if !defined(_WIN32)
 
 #include <phaseloop/detail/blocking_call.hpp>

@@ -72,6 +72,8 @@
 // coroutine (its destructor frees memory it does not own). Bind the promise
 // to a local first: `auto p = x.then([s] {...}); co_await p;`.
 
+#include <phaseloop/version.hpp>
+#include <phaseloop/detail/invoke.hpp>
 #include <phaseloop/loop.hpp>
 #include <phaseloop/microtasks.hpp>
 
@@ -81,7 +83,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <new>
 #include <optional>
@@ -787,9 +788,9 @@ void on_value(F& f, promise_node& src, state<U>& dst) {
         return static_cast<state<T>&>(src).take();
     });
   } else if constexpr (value_call_kind<T, F>() == 2) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(f, static_cast<state<T>&>(src).value); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(f, static_cast<state<T>&>(src).value); });
   } else {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(f); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(f); });
   }
 }
 
@@ -798,15 +799,15 @@ void on_error(R& r, promise_node& src, state<U>& dst) {
   if constexpr (std::is_same_v<R, pass_through>) {
     dst.reject_now(src.error);
   } else if constexpr (error_call_kind<R>() == 2) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r, src.error); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r, src.error); });
   } else if constexpr (error_call_kind<R>() == 1) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r); });
   } else {
     using E = typename single_arg<R>::type;
     try {
       std::rethrow_exception(src.error);
     } catch (E e) {
-      settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r, static_cast<E>(e)); });
+      settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r, static_cast<E>(e)); });
       return;
     } catch (...) {
     }
@@ -1008,9 +1009,9 @@ class promise {
     reject_function reject(node_);
     try {
       if constexpr (std::is_invocable_v<F&, resolve_function<T>, reject_function>)
-        std::invoke(executor, std::move(resolve), std::move(reject));
+        detail::invoke(executor, std::move(resolve), std::move(reject));
       else
-        std::invoke(executor, std::move(resolve));
+        detail::invoke(executor, std::move(resolve));
     } catch (...) {
       node_->reject(std::current_exception());
     }
@@ -1087,12 +1088,12 @@ class promise {
         using R = std::invoke_result_t<std::decay_t<F>&>;
         auto after = [&] {
           if constexpr (std::is_void_v<R>) {
-            std::invoke(f);
+            detail::invoke(f);
             return detail::make_resolved<void>(*src.loop);
           } else if constexpr (detail::is_promise_v<R>) {
-            return std::invoke(f);
+            return detail::invoke(f);
           } else {
-            return detail::make_resolved<std::decay_t<R>>(*src.loop, std::invoke(f));
+            return detail::make_resolved<std::decay_t<R>>(*src.loop, detail::invoke(f));
           }
         }();
         if (src.status == promise_status::rejected)

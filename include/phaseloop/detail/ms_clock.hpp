@@ -18,6 +18,8 @@
 // everywhere else, every read is a real one. When CLOCK_MONOTONIC_COARSE has
 // 1 ms resolution or better, that cheap read is used instead, as libuv does.
 
+#include <phaseloop/version.hpp>
+
 #if defined(__linux__)
 
 #include <time.h>
