@@ -20,6 +20,7 @@
 // POSIX only for now: on Windows this header declares nothing.
 
 #include <phaseloop/version.hpp>
+#include <phaseloop/error.hpp>
 
 #if !defined(_WIN32)
 

@@ -27,6 +27,7 @@
 // POSIX only for now: on Windows this header declares nothing.
 
 #include <phaseloop/version.hpp>
+#include <phaseloop/error.hpp>
 
 #if !defined(_WIN32)
 
@@ -474,7 +475,7 @@ std::error_code do_read_file(const std::string& path, Result& out) {
   if (::fstat(fd, &st) != 0) return errno_code();
   if (S_ISDIR(st.st_mode)) return errno_code(EISDIR);
   std::size_t capacity = st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 4096;
-  if (static_cast<std::uint64_t>(st.st_size) >= out.max_size()) return errno_code(EFBIG);
+  if (static_cast<std::uint64_t>(st.st_size) >= out.max_size()) return phaseloop::errc::file_too_large;
   std::size_t used = 0;
   out.resize(capacity);
   for (;;) {
@@ -488,7 +489,7 @@ std::error_code do_read_file(const std::string& path, Result& out) {
     if (n == 0) break;
     used += n;
     if (used == out.size()) {
-      if (out.size() > out.max_size() / 2) return errno_code(EFBIG);
+      if (out.size() > out.max_size() / 2) return phaseloop::errc::file_too_large;
       out.resize(out.size() * 2);
     }
   }
@@ -855,7 +856,9 @@ auto copyfile(Loop& loop, std::string from, std::string to, Cb cb) {
 }
 
 /// The whole file as Result: std::string (the default) or
-/// std::vector<std::byte>. cb(error_code, Result).
+/// std::vector<std::byte>. cb(error_code, Result). A file too large for
+/// Result gives phaseloop::errc::file_too_large (Node's ERR_FS_FILE_TOO_LARGE;
+/// it compares equal to std::errc::file_too_large too).
 template <class Result = std::string, class Loop, class Cb>
 auto read_file(Loop& loop, std::string path, Cb cb) {
   static_assert(std::is_same_v<Result, std::string> || std::is_same_v<Result, std::vector<std::byte>>,
