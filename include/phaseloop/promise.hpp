@@ -5,7 +5,7 @@
 //   auto p = loop.resolved(1).then([](int v) { return v + 1; });     // Promise.resolve(1).then(...)
 //   promise<int> q(loop, [](auto resolve, auto reject) { resolve(42); });   // new Promise(...)
 //   auto [s, resolve] = loop.make_promise<std::string>();            // Promise.withResolvers()
-//   all(loop, std::vector{p, q}); all(p, s); all_settled, any, race    // the combinators
+//   all(loop, {p, q}); all(loop, std::vector{p, q}); all(p, s); all_settled, any, race  // the combinators
 //
 //   promise<int> add_later(test_loop& loop, int a) {                 // an async function
 //     co_await loop.delay(10ms);                                     // await
@@ -83,6 +83,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <optional>
@@ -1393,6 +1394,25 @@ promise<T> race(loop_core& loop, std::vector<promise<T>> promises) {
                          });
   }
   return result;
+}
+
+/// The combinators over a braced list, the element type deduced:
+/// race(loop, {a, b}) for promises a and b of one type.
+template <class T>
+promise<detail::all_value_t<T>> all(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return all(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<std::vector<settled_result<T>>> all_settled(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return all_settled(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<T> any(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return any(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<T> race(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return race(loop, std::vector<promise<T>>(promises));
 }
 
 /// Promise.all over promises of different types: a tuple of the values
