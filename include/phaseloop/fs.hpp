@@ -139,6 +139,14 @@ struct mkdir_options {
   unsigned mode = 0777;
 };
 
+/// rm()'s options (Node's fs.rm): `recursive` removes a directory and
+/// everything in it (symbolic links are removed, never followed); `force`
+/// makes a path that does not exist a success.
+struct rm_options {
+  bool recursive = false;
+  bool force = false;
+};
+
 namespace detail {
 
 using phaseloop::detail::no_value;
@@ -349,6 +357,83 @@ inline std::error_code mkdir_recursive(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) == 0) return {};
   if (errno == EEXIST && is_directory(path)) return {};
   return errno_code();
+}
+
+/// Remove the directory `name` in `dirfd` and everything under it, without
+/// following symbolic links: each level is opened with O_NOFOLLOW relative to
+/// its parent's descriptor, so a directory swapped for a link during the walk
+/// is unlinked, not entered. One descriptor stays open per level.
+inline std::error_code remove_tree(int dirfd, const char* name) {
+  const int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ENOENT) return {};  // already gone
+    // Not a directory (any more): a file or a link in its place.
+    if (e == ENOTDIR || e == ELOOP)
+      return ::unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? std::error_code{} : errno_code();
+    return errno_code(e);
+  }
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    const int e = errno;
+    ::close(fd);
+    return errno_code(e);
+  }
+  struct closer {
+    DIR* d;
+    ~closer() { ::closedir(d); }
+  } guard{dir};
+  for (;;) {
+    errno = 0;
+    const ::dirent* entry = ::readdir(dir);
+    if (entry == nullptr) {
+      if (errno != 0) return errno_code();
+      break;
+    }
+    const std::string_view child(entry->d_name);
+    if (child == "." || child == "..") continue;
+    bool is_dir = entry->d_type == DT_DIR;
+    if (entry->d_type == DT_UNKNOWN) {  // some file systems do not say: ask lstat
+      struct stat st{};
+      if (::fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;
+        return errno_code();
+      }
+      is_dir = S_ISDIR(st.st_mode);
+    }
+    if (is_dir) {
+      if (std::error_code ec = remove_tree(fd, entry->d_name)) return ec;
+    } else if (::unlinkat(fd, entry->d_name, 0) != 0) {
+      const int e = errno;
+      if (e == EISDIR) {  // replaced by a directory since readdir
+        if (std::error_code ec = remove_tree(fd, entry->d_name)) return ec;
+      } else if (e != ENOENT) {
+        return errno_code(e);
+      }
+    }
+  }
+  return ::unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? std::error_code{}
+                                                                        : errno_code();
+}
+
+/// Node's fs.rm: a file or link is unlinked; a directory needs `recursive`
+/// (else EISDIR, Node's ERR_FS_EISDIR); `force` ignores a missing path.
+inline std::error_code do_rm(const std::string& path, rm_options options) {
+  if (bad_path(path)) return invalid_argument();
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    return e == ENOENT && options.force ? std::error_code{} : errno_code(e);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) == 0) return {};
+    const int e = errno;
+    return e == ENOENT && options.force ? std::error_code{} : errno_code(e);
+  }
+  if (!options.recursive) return errno_code(EISDIR);
+  std::error_code ec = remove_tree(AT_FDCWD, path.c_str());
+  if (ec == std::errc::no_such_file_or_directory && options.force) return {};
+  return ec;
 }
 
 inline file_type from_dirent_type(unsigned char t) noexcept {
@@ -752,6 +837,23 @@ auto rmdir(Loop& loop, std::string path, Cb cb) {
                            std::move(cb));
 }
 
+/// Remove a file, a link or (with options.recursive) a directory tree, as
+/// Node's fs.rm: a directory without `recursive` gives EISDIR (Node's
+/// ERR_FS_EISDIR), `force` makes a missing path a success, links are removed
+/// and never followed. cb(error_code).
+template <class Loop, class Cb>
+auto rm(Loop& loop, std::string path, rm_options options, Cb cb) {
+  return detail::queue<detail::no_value>(
+      loop,
+      [path = std::move(path), options](detail::no_value&) { return detail::do_rm(path, options); },
+      std::move(cb));
+}
+
+template <class Loop, class Cb>
+auto rm(Loop& loop, std::string path, Cb cb) {
+  return fs::rm(loop, std::move(path), rm_options{}, std::move(cb));
+}
+
 /// Create a directory named `prefix` plus six random characters.
 /// cb(error_code, std::string path).
 template <class Loop, class Cb>
@@ -1000,6 +1102,11 @@ promise<void> mkdir(Loop& loop, std::string path, mkdir_options options = {}) {
 template <class Loop>
 promise<void> rmdir(Loop& loop, std::string path) {
   return detail::start<void>(loop, [&](auto r) { fs::rmdir(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<void> rm(Loop& loop, std::string path, rm_options options = {}) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::rm(loop, std::move(path), options, std::move(r)); });
 }
 template <class Loop>
 promise<std::string> mkdtemp(Loop& loop, std::string prefix) {
