@@ -15,6 +15,23 @@
 // The one source of the library's version: CMake, pkg-config, the vcpkg port
 // and the Conan recipe all read these three numbers.
 
+// phaseloop needs C++20 (concepts, coroutines, <span>): say so once, first,
+// instead of hundreds of errors about them. Every public header includes this
+// one before anything else. MSVC reports the real standard in _MSVC_LANG
+// (__cplusplus stays 199711L without /Zc:__cplusplus).
+#if defined(_MSVC_LANG) && _MSVC_LANG > __cplusplus
+#define PHASELOOP_CPLUSPLUS _MSVC_LANG
+#else
+#define PHASELOOP_CPLUSPLUS __cplusplus
+#endif
+#if PHASELOOP_CPLUSPLUS < 202002L
+#error "phaseloop needs C++20: compile with -std=c++20 (MSVC: /std:c++20) or newer; GCC 12, Clang 14 or newer"
+// GCC and Clang go on after #error; a missing header is fatal, so the
+// compilation stops here, with the message above as its first diagnostic.
+#define PHASELOOP_DETAIL_STOP <phaseloop: compilation stopped: C++20 is required (see the error above)>
+#include PHASELOOP_DETAIL_STOP
+#endif
+
 #define PHASELOOP_VERSION_MAJOR 0
 #define PHASELOOP_VERSION_MINOR 1
 #define PHASELOOP_VERSION_PATCH 0
@@ -1812,7 +1829,7 @@ class basic_loop : public loop_core {
 //   auto p = loop.resolved(1).then([](int v) { return v + 1; });     // Promise.resolve(1).then(...)
 //   promise<int> q(loop, [](auto resolve, auto reject) { resolve(42); });   // new Promise(...)
 //   auto [s, resolve] = loop.make_promise<std::string>();            // Promise.withResolvers()
-//   all(loop, std::vector{p, q}); all(p, s); all_settled, any, race    // the combinators
+//   all(loop, {p, q}); all(loop, std::vector{p, q}); all(p, s); all_settled, any, race  // the combinators
 //
 //   promise<int> add_later(test_loop& loop, int a) {                 // an async function
 //     co_await loop.delay(10ms);                                     // await
@@ -1879,6 +1896,49 @@ class basic_loop : public loop_core {
 // coroutine (its destructor frees memory it does not own). Bind the promise
 // to a local first: `auto p = x.then([s] {...}); co_await p;`.
 
+// #include <phaseloop/version.hpp>  (inlined above)
+// #include <phaseloop/detail/invoke.hpp>
+// detail::invoke: std::invoke without <functional>.
+//
+// <functional> costs every file that includes phaseloop ~40,000 preprocessed
+// lines (searchers, hash tables, std::function) for the one function the
+// library needs from it. This is std::invoke for what callbacks are: function
+// objects, functions, and pointers to members called on an object, a
+// reference or a pointer (std::reference_wrapper objects aside).
+
+// #include <phaseloop/version.hpp>  (inlined above)
+
+#include <type_traits>
+#include <utility>
+
+namespace phaseloop::detail {
+
+template <class M, class C, class Obj, class... A>
+constexpr decltype(auto) invoke_member(M C::*member, Obj&& obj, A&&... args) {
+  if constexpr (std::is_base_of_v<C, std::remove_cvref_t<Obj>>) {
+    if constexpr (std::is_function_v<M>)
+      return (std::forward<Obj>(obj).*member)(std::forward<A>(args)...);
+    else
+      return std::forward<Obj>(obj).*member;
+  } else {
+    if constexpr (std::is_function_v<M>)
+      return ((*std::forward<Obj>(obj)).*member)(std::forward<A>(args)...);
+    else
+      return (*std::forward<Obj>(obj)).*member;
+  }
+}
+
+/// std::invoke(f, args...).
+template <class F, class... A>
+constexpr decltype(auto) invoke(F&& f, A&&... args) noexcept(std::is_nothrow_invocable_v<F, A...>) {
+  if constexpr (std::is_member_pointer_v<std::remove_cvref_t<F>>)
+    return detail::invoke_member(f, std::forward<A>(args)...);
+  else
+    return std::forward<F>(f)(std::forward<A>(args)...);
+}
+
+}  // namespace phaseloop::detail
+// end of <phaseloop/detail/invoke.hpp>
 // #include <phaseloop/loop.hpp>  (inlined above)
 // #include <phaseloop/microtasks.hpp>  (inlined above)
 
@@ -1888,7 +1948,7 @@ class basic_loop : public loop_core {
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <optional>
@@ -2594,9 +2654,9 @@ void on_value(F& f, promise_node& src, state<U>& dst) {
         return static_cast<state<T>&>(src).take();
     });
   } else if constexpr (value_call_kind<T, F>() == 2) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(f, static_cast<state<T>&>(src).value); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(f, static_cast<state<T>&>(src).value); });
   } else {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(f); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(f); });
   }
 }
 
@@ -2605,15 +2665,15 @@ void on_error(R& r, promise_node& src, state<U>& dst) {
   if constexpr (std::is_same_v<R, pass_through>) {
     dst.reject_now(src.error);
   } else if constexpr (error_call_kind<R>() == 2) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r, src.error); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r, src.error); });
   } else if constexpr (error_call_kind<R>() == 1) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r); });
   } else {
     using E = typename single_arg<R>::type;
     try {
       std::rethrow_exception(src.error);
     } catch (E e) {
-      settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r, static_cast<E>(e)); });
+      settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r, static_cast<E>(e)); });
       return;
     } catch (...) {
     }
@@ -2815,9 +2875,9 @@ class promise {
     reject_function reject(node_);
     try {
       if constexpr (std::is_invocable_v<F&, resolve_function<T>, reject_function>)
-        std::invoke(executor, std::move(resolve), std::move(reject));
+        detail::invoke(executor, std::move(resolve), std::move(reject));
       else
-        std::invoke(executor, std::move(resolve));
+        detail::invoke(executor, std::move(resolve));
     } catch (...) {
       node_->reject(std::current_exception());
     }
@@ -2894,12 +2954,12 @@ class promise {
         using R = std::invoke_result_t<std::decay_t<F>&>;
         auto after = [&] {
           if constexpr (std::is_void_v<R>) {
-            std::invoke(f);
+            detail::invoke(f);
             return detail::make_resolved<void>(*src.loop);
           } else if constexpr (detail::is_promise_v<R>) {
-            return std::invoke(f);
+            return detail::invoke(f);
           } else {
-            return detail::make_resolved<std::decay_t<R>>(*src.loop, std::invoke(f));
+            return detail::make_resolved<std::decay_t<R>>(*src.loop, detail::invoke(f));
           }
         }();
         if (src.status == promise_status::rejected)
@@ -3201,6 +3261,25 @@ promise<T> race(loop_core& loop, std::vector<promise<T>> promises) {
   return result;
 }
 
+/// The combinators over a braced list, the element type deduced:
+/// race(loop, {a, b}) for promises a and b of one type.
+template <class T>
+promise<detail::all_value_t<T>> all(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return all(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<std::vector<settled_result<T>>> all_settled(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return all_settled(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<T> any(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return any(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<T> race(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return race(loop, std::vector<promise<T>>(promises));
+}
+
 /// Promise.all over promises of different types: a tuple of the values
 /// (std::monostate for a promise<void>).
 template <class T0, class... Ts>
@@ -3348,6 +3427,7 @@ promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::immediate(V&
 // instead of chasing timer records; each record keeps only its heap position
 // (4 bytes), for O(log n) erase.
 
+// #include <phaseloop/version.hpp>  (inlined above)
 // #include <phaseloop/concepts.hpp>  (inlined above)
 
 #include <cstddef>
@@ -3499,6 +3579,7 @@ static_assert(timer_store<heap_timers>);
 // Memory: about 70 KiB of slots, allocated at the first insert, plus the
 // (reused) heap of the indexed slot; per timer, the 28-byte node.
 
+// #include <phaseloop/version.hpp>  (inlined above)
 // #include <phaseloop/concepts.hpp>  (inlined above)
 
 #include <bit>
@@ -4214,6 +4295,8 @@ static_assert(backend<mock_backend>);
 // everywhere else, every read is a real one. When CLOCK_MONOTONIC_COARSE has
 // 1 ms resolution or better, that cheap read is used instead, as libuv does.
 
+// #include <phaseloop/version.hpp>  (inlined above)
+
 #if defined(__linux__)
 
 #include <time.h>
@@ -4222,15 +4305,46 @@ static_assert(backend<mock_backend>);
 #include <cstdio>
 #include <cstring>
 
+// The TSC is read with the compiler's builtin, not through <x86intrin.h>
+// (48,000 preprocessed lines for one instruction); CPUID through <cpuid.h>
+// (a few hundred lines of macros and one inline function). MSVC has both in
+// <intrin.h>, which it needs anyway.
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
-#include <x86intrin.h>
+#define PHASELOOP_DETAIL_HAS_TSC 1
+#elif defined(_M_X64) && defined(_MSC_VER)
+#include <intrin.h>
 #define PHASELOOP_DETAIL_HAS_TSC 1
 #else
 #define PHASELOOP_DETAIL_HAS_TSC 0
 #endif
 
 namespace phaseloop::detail {
+
+#if PHASELOOP_DETAIL_HAS_TSC
+/// An unordered rdtsc.
+inline std::uint64_t read_tsc() noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ia32_rdtsc();
+#else
+  return __rdtsc();
+#endif
+}
+
+/// CPUID leaf `leaf` (EAX, EBX, ECX, EDX), or false when the CPU lacks it.
+inline bool read_cpuid(unsigned leaf, unsigned (&regs)[4]) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return __get_cpuid(leaf, &regs[0], &regs[1], &regs[2], &regs[3]) != 0;
+#else
+  int r[4] = {};
+  __cpuid(r, static_cast<int>(leaf & 0x80000000u));  // the highest leaf of this range, as __get_cpuid
+  if (static_cast<unsigned>(r[0]) < leaf) return false;
+  __cpuid(r, static_cast<int>(leaf));
+  for (int i = 0; i < 4; ++i) regs[i] = static_cast<unsigned>(r[i]);
+  return true;
+#endif
+}
+#endif
 
 class monotonic_ms_clock {
  public:
@@ -4246,7 +4360,7 @@ class monotonic_ms_clock {
   [[nodiscard]] std::uint64_t now_ms() const noexcept {
 #if PHASELOOP_DETAIL_HAS_TSC
     if (source_ == source::tsc) {
-      const std::uint64_t t = __rdtsc();
+      const std::uint64_t t = read_tsc();
       if (t - tsc_base_ < tsc_window_) return ms_;
       return read_and_calibrate();
     }
@@ -4269,9 +4383,9 @@ class monotonic_ms_clock {
   /// clocksource is the TSC, so it considers it synchronised across CPUs.
   static bool tsc_usable() noexcept {
     static const bool usable = [] {
-      unsigned a = 0, b = 0, c = 0, d = 0;
-      if (__get_cpuid(0x80000000u, &a, &b, &c, &d) == 0 || a < 0x80000007u) return false;
-      if (__get_cpuid(0x80000007u, &a, &b, &c, &d) == 0 || (d & (1u << 8)) == 0) return false;
+      unsigned regs[4] = {};
+      if (!read_cpuid(0x80000000u, regs) || regs[0] < 0x80000007u) return false;
+      if (!read_cpuid(0x80000007u, regs) || (regs[3] & (1u << 8)) == 0) return false;
       std::FILE* f = std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
       if (f == nullptr) return false;
       char name[32] = {};
@@ -4284,9 +4398,9 @@ class monotonic_ms_clock {
 
   std::uint64_t read_and_calibrate() const noexcept {
     timespec ts{};
-    const std::uint64_t before = __rdtsc();
+    const std::uint64_t before = read_tsc();
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    const std::uint64_t after = __rdtsc();
+    const std::uint64_t after = read_tsc();
     const std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 + static_cast<std::uint64_t>(ts.tv_nsec);
     ms_ = ns / 1000000;
     tsc_window_ = 0;
@@ -4493,6 +4607,7 @@ static_assert(backend<epoll_backend>);
 // completion to the loop's inbox, so the `after` callback runs in a poll
 // phase, never before the call that queued the work has returned.
 
+// #include <phaseloop/version.hpp>  (inlined above)
 // #include <phaseloop/concepts.hpp>  (inlined above)
 
 #include <exception>
@@ -4555,16 +4670,15 @@ static_assert(executor<inline_executor>);
 // costs the loop thread a few atomic operations each and a handful of system
 // calls in all, instead of one futex wake per request.
 
+// #include <phaseloop/version.hpp>  (inlined above)
 // #include <phaseloop/concepts.hpp>  (inlined above)
 // #include <phaseloop/inbox.hpp>  (inlined above)
 
 #include <atomic>
-#include <charconv>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <mutex>
 #include <system_error>
@@ -4592,11 +4706,20 @@ class thread_pool_executor {
     if (n == 0) {
       n = default_threads;
       if (const char* env = std::getenv("PHASELOOP_THREADPOOL_SIZE")) {
+        // Decimal digits only (what std::from_chars accepts, without
+        // <charconv>'s cost in every file that includes the pool); a value
+        // too large for any type saturates at max_threads.
         std::size_t value = 0;
-        const char* end = env + std::strlen(env);
-        const auto [ptr, ec] = std::from_chars(env, end, value);
-        if (ec == std::errc{} && ptr == end && value > 0) n = value;
-        else if (ec == std::errc::result_out_of_range) n = max_threads;
+        bool digits = *env != '\0';
+        for (const char* c = env; *c != '\0'; ++c) {
+          if (*c < '0' || *c > '9') {
+            digits = false;
+            break;
+          }
+          value = value * 10 + static_cast<std::size_t>(*c - '0');
+          if (value > max_threads) value = max_threads + 1;
+        }
+        if (digits && value > 0) n = value;
       }
     }
     return n > max_threads ? max_threads : n;
@@ -4898,6 +5021,461 @@ static_assert(executor<thread_pool_executor>);
 //
 // POSIX only for now: on Windows this header declares nothing.
 
+// #include <phaseloop/version.hpp>  (inlined above)
+// #include <phaseloop/error.hpp>
+// Error codes: Node's names for them, and the library's own codes.
+//
+//   phaseloop::error_name(ec)    "ENOENT", "ECONNREFUSED", "ENOTFOUND", ...: what
+//                                Node puts in err.code (uv_err_name's names)
+//   phaseloop::errc              codes the system has no errno for, in the
+//                                "phaseloop" category (ec == phaseloop::errc::loop_gone)
+//
+// error_name() knows:
+// - std::generic_category() codes (errno values, std::errc), and
+//   std::system_category() codes, which are errno values on POSIX: every
+//   errno that libuv names (E2BIG ... EXDEV, the names of uv-errno.h that the
+//   platform defines), so "ECANCELED" for std::errc::operation_canceled;
+// - on Windows, system_category() codes are Win32 and Winsock errors: the
+//   Winsock ones (WSAECONNREFUSED ...) and the Win32 errors libuv translates
+//   get the name libuv gives them (ERROR_FILE_NOT_FOUND is "ENOENT");
+// - phaseloop::dns::errc (dns.hpp), as Node's dns.lookup reports them:
+//   "ENOTFOUND" for a name that does not resolve (EAI_NONAME) or has no
+//   address of the family asked for (EAI_NODATA, EAI_ADDRFAMILY), "EAI_AGAIN",
+//   "EAI_FAIL", "EAI_BADFLAGS", "EAI_FAMILY", "EAI_OVERFLOW", and Node's dns
+//   codes "EBADNAME" (a hostname it would not look up) and "EBADFAMILY";
+// - phaseloop::errc: "ERR_FS_FILE_TOO_LARGE", "ERR_LOOP_GONE",
+//   "ERR_STREAM_WRITE_AFTER_END";
+// - any other category whose default_error_condition() is a generic one;
+// and gives "UNKNOWN" for everything else (libuv's UV_UNKNOWN). A cleared
+// error_code has no name: "" (Node's err is null then).
+
+// #include <phaseloop/version.hpp>  (inlined above)
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+namespace phaseloop {
+
+/// The library's own error codes: conditions the system has no errno for.
+enum class errc {
+  file_too_large = 1,  ///< ERR_FS_FILE_TOO_LARGE: a file too large to read into one buffer
+  loop_gone,           ///< ERR_LOOP_GONE: the loop a poster or handle refers to was destroyed
+  write_after_end,     ///< ERR_STREAM_WRITE_AFTER_END: a write after the stream was ended
+};
+
+namespace detail {
+
+class phaseloop_error_category final : public std::error_category {
+ public:
+  [[nodiscard]] const char* name() const noexcept override { return "phaseloop"; }
+  [[nodiscard]] std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::file_too_large: return "file too large to read into one buffer";
+      case errc::loop_gone: return "the loop was destroyed";
+      case errc::write_after_end: return "write after end";
+    }
+    return "unknown phaseloop error";
+  }
+  /// file_too_large also compares equal to std::errc::file_too_large (EFBIG).
+  [[nodiscard]] std::error_condition default_error_condition(int value) const noexcept override {
+    if (static_cast<errc>(value) == errc::file_too_large)
+      return std::make_error_condition(std::errc::file_too_large);
+    return {value, *this};
+  }
+};
+
+}  // namespace detail
+
+/// The "phaseloop" error category, of phaseloop::errc.
+inline const std::error_category& error_category() noexcept {
+  static const detail::phaseloop_error_category instance;
+  return instance;
+}
+
+/// phaseloop::errc as a std::error_code (found by argument-dependent lookup).
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+}  // namespace phaseloop
+
+template <>
+struct std::is_error_code_enum<phaseloop::errc> : std::true_type {};
+
+namespace phaseloop {
+
+namespace detail {
+
+struct error_name_entry {
+  int value;
+  const char* name;
+};
+
+// Every errno name libuv knows (uv-errno.h), where the platform defines it.
+// A table, not a switch: some platforms give two names one value.
+#define PHASELOOP_DETAIL_ERRNO(name) {name, #name},
+inline constexpr error_name_entry errno_names[] = {
+#ifdef E2BIG
+    PHASELOOP_DETAIL_ERRNO(E2BIG)
+#endif
+#ifdef EACCES
+    PHASELOOP_DETAIL_ERRNO(EACCES)
+#endif
+#ifdef EADDRINUSE
+    PHASELOOP_DETAIL_ERRNO(EADDRINUSE)
+#endif
+#ifdef EADDRNOTAVAIL
+    PHASELOOP_DETAIL_ERRNO(EADDRNOTAVAIL)
+#endif
+#ifdef EAFNOSUPPORT
+    PHASELOOP_DETAIL_ERRNO(EAFNOSUPPORT)
+#endif
+#ifdef EAGAIN
+    PHASELOOP_DETAIL_ERRNO(EAGAIN)
+#endif
+#ifdef EALREADY
+    PHASELOOP_DETAIL_ERRNO(EALREADY)
+#endif
+#ifdef EBADF
+    PHASELOOP_DETAIL_ERRNO(EBADF)
+#endif
+#ifdef EBUSY
+    PHASELOOP_DETAIL_ERRNO(EBUSY)
+#endif
+#ifdef ECANCELED
+    PHASELOOP_DETAIL_ERRNO(ECANCELED)
+#endif
+#ifdef ECHARSET
+    PHASELOOP_DETAIL_ERRNO(ECHARSET)
+#endif
+#ifdef ECONNABORTED
+    PHASELOOP_DETAIL_ERRNO(ECONNABORTED)
+#endif
+#ifdef ECONNREFUSED
+    PHASELOOP_DETAIL_ERRNO(ECONNREFUSED)
+#endif
+#ifdef ECONNRESET
+    PHASELOOP_DETAIL_ERRNO(ECONNRESET)
+#endif
+#ifdef EDESTADDRREQ
+    PHASELOOP_DETAIL_ERRNO(EDESTADDRREQ)
+#endif
+#ifdef EEXIST
+    PHASELOOP_DETAIL_ERRNO(EEXIST)
+#endif
+#ifdef EFAULT
+    PHASELOOP_DETAIL_ERRNO(EFAULT)
+#endif
+#ifdef EFBIG
+    PHASELOOP_DETAIL_ERRNO(EFBIG)
+#endif
+#ifdef EFTYPE
+    PHASELOOP_DETAIL_ERRNO(EFTYPE)
+#endif
+#ifdef EHOSTDOWN
+    PHASELOOP_DETAIL_ERRNO(EHOSTDOWN)
+#endif
+#ifdef EHOSTUNREACH
+    PHASELOOP_DETAIL_ERRNO(EHOSTUNREACH)
+#endif
+#ifdef EILSEQ
+    PHASELOOP_DETAIL_ERRNO(EILSEQ)
+#endif
+#ifdef EINTR
+    PHASELOOP_DETAIL_ERRNO(EINTR)
+#endif
+#ifdef EINVAL
+    PHASELOOP_DETAIL_ERRNO(EINVAL)
+#endif
+#ifdef EIO
+    PHASELOOP_DETAIL_ERRNO(EIO)
+#endif
+#ifdef EISCONN
+    PHASELOOP_DETAIL_ERRNO(EISCONN)
+#endif
+#ifdef EISDIR
+    PHASELOOP_DETAIL_ERRNO(EISDIR)
+#endif
+#ifdef ELOOP
+    PHASELOOP_DETAIL_ERRNO(ELOOP)
+#endif
+#ifdef EMFILE
+    PHASELOOP_DETAIL_ERRNO(EMFILE)
+#endif
+#ifdef EMLINK
+    PHASELOOP_DETAIL_ERRNO(EMLINK)
+#endif
+#ifdef EMSGSIZE
+    PHASELOOP_DETAIL_ERRNO(EMSGSIZE)
+#endif
+#ifdef ENAMETOOLONG
+    PHASELOOP_DETAIL_ERRNO(ENAMETOOLONG)
+#endif
+#ifdef ENETDOWN
+    PHASELOOP_DETAIL_ERRNO(ENETDOWN)
+#endif
+#ifdef ENETUNREACH
+    PHASELOOP_DETAIL_ERRNO(ENETUNREACH)
+#endif
+#ifdef ENFILE
+    PHASELOOP_DETAIL_ERRNO(ENFILE)
+#endif
+#ifdef ENOBUFS
+    PHASELOOP_DETAIL_ERRNO(ENOBUFS)
+#endif
+#ifdef ENODATA
+    PHASELOOP_DETAIL_ERRNO(ENODATA)
+#endif
+#ifdef ENODEV
+    PHASELOOP_DETAIL_ERRNO(ENODEV)
+#endif
+#ifdef ENOENT
+    PHASELOOP_DETAIL_ERRNO(ENOENT)
+#endif
+#ifdef ENOEXEC
+    PHASELOOP_DETAIL_ERRNO(ENOEXEC)
+#endif
+#ifdef ENOMEM
+    PHASELOOP_DETAIL_ERRNO(ENOMEM)
+#endif
+#ifdef ENONET
+    PHASELOOP_DETAIL_ERRNO(ENONET)
+#endif
+#ifdef ENOPROTOOPT
+    PHASELOOP_DETAIL_ERRNO(ENOPROTOOPT)
+#endif
+#ifdef ENOSPC
+    PHASELOOP_DETAIL_ERRNO(ENOSPC)
+#endif
+#ifdef ENOSYS
+    PHASELOOP_DETAIL_ERRNO(ENOSYS)
+#endif
+#ifdef ENOTCONN
+    PHASELOOP_DETAIL_ERRNO(ENOTCONN)
+#endif
+#ifdef ENOTDIR
+    PHASELOOP_DETAIL_ERRNO(ENOTDIR)
+#endif
+#ifdef ENOTEMPTY
+    PHASELOOP_DETAIL_ERRNO(ENOTEMPTY)
+#endif
+#ifdef ENOTSOCK
+    PHASELOOP_DETAIL_ERRNO(ENOTSOCK)
+#endif
+#ifdef ENOTSUP
+    PHASELOOP_DETAIL_ERRNO(ENOTSUP)
+#endif
+#ifdef ENOTTY
+    PHASELOOP_DETAIL_ERRNO(ENOTTY)
+#endif
+#ifdef ENXIO
+    PHASELOOP_DETAIL_ERRNO(ENXIO)
+#endif
+#ifdef EOVERFLOW
+    PHASELOOP_DETAIL_ERRNO(EOVERFLOW)
+#endif
+#ifdef EPERM
+    PHASELOOP_DETAIL_ERRNO(EPERM)
+#endif
+#ifdef EPIPE
+    PHASELOOP_DETAIL_ERRNO(EPIPE)
+#endif
+#ifdef EPROTO
+    PHASELOOP_DETAIL_ERRNO(EPROTO)
+#endif
+#ifdef EPROTONOSUPPORT
+    PHASELOOP_DETAIL_ERRNO(EPROTONOSUPPORT)
+#endif
+#ifdef EPROTOTYPE
+    PHASELOOP_DETAIL_ERRNO(EPROTOTYPE)
+#endif
+#ifdef ERANGE
+    PHASELOOP_DETAIL_ERRNO(ERANGE)
+#endif
+#ifdef EREMOTEIO
+    PHASELOOP_DETAIL_ERRNO(EREMOTEIO)
+#endif
+#ifdef EROFS
+    PHASELOOP_DETAIL_ERRNO(EROFS)
+#endif
+#ifdef ESHUTDOWN
+    PHASELOOP_DETAIL_ERRNO(ESHUTDOWN)
+#endif
+#ifdef ESOCKTNOSUPPORT
+    PHASELOOP_DETAIL_ERRNO(ESOCKTNOSUPPORT)
+#endif
+#ifdef ESPIPE
+    PHASELOOP_DETAIL_ERRNO(ESPIPE)
+#endif
+#ifdef ESRCH
+    PHASELOOP_DETAIL_ERRNO(ESRCH)
+#endif
+#ifdef ETIMEDOUT
+    PHASELOOP_DETAIL_ERRNO(ETIMEDOUT)
+#endif
+#ifdef ETXTBSY
+    PHASELOOP_DETAIL_ERRNO(ETXTBSY)
+#endif
+#ifdef EUNATCH
+    PHASELOOP_DETAIL_ERRNO(EUNATCH)
+#endif
+#ifdef EXDEV
+    PHASELOOP_DETAIL_ERRNO(EXDEV)
+#endif
+    {0, nullptr},
+};
+#undef PHASELOOP_DETAIL_ERRNO
+
+#if defined(_WIN32)
+// Win32 and Winsock errors (system_category() on Windows) as libuv
+// translates them (uv_translate_sys_error); the numbers are the Windows
+// SDK's, so <windows.h> and <winsock2.h> stay out of this header.
+inline constexpr error_name_entry windows_error_names[] = {
+    {2, "ENOENT"},          // ERROR_FILE_NOT_FOUND
+    {3, "ENOENT"},          // ERROR_PATH_NOT_FOUND
+    {4, "EMFILE"},          // ERROR_TOO_MANY_OPEN_FILES
+    {5, "EPERM"},           // ERROR_ACCESS_DENIED
+    {6, "EBADF"},           // ERROR_INVALID_HANDLE
+    {8, "ENOMEM"},          // ERROR_NOT_ENOUGH_MEMORY
+    {14, "ENOMEM"},         // ERROR_OUTOFMEMORY
+    {15, "ENOENT"},         // ERROR_INVALID_DRIVE
+    {17, "EXDEV"},          // ERROR_NOT_SAME_DEVICE
+    {19, "EROFS"},          // ERROR_WRITE_PROTECT
+    {32, "EBUSY"},          // ERROR_SHARING_VIOLATION
+    {33, "EBUSY"},          // ERROR_LOCK_VIOLATION
+    {39, "ENOSPC"},         // ERROR_HANDLE_DISK_FULL
+    {50, "ENOTSUP"},        // ERROR_NOT_SUPPORTED
+    {64, "ECONNRESET"},     // ERROR_NETNAME_DELETED
+    {80, "EEXIST"},         // ERROR_FILE_EXISTS
+    {87, "EINVAL"},         // ERROR_INVALID_PARAMETER
+    {109, "EOF"},           // ERROR_BROKEN_PIPE
+    {111, "EFAULT"},        // ERROR_BUFFER_OVERFLOW
+    {112, "ENOSPC"},        // ERROR_DISK_FULL
+    {121, "ETIMEDOUT"},     // ERROR_SEM_TIMEOUT
+    {122, "EINVAL"},        // ERROR_INSUFFICIENT_BUFFER
+    {123, "ENOENT"},        // ERROR_INVALID_NAME
+    {126, "ENOENT"},        // ERROR_MOD_NOT_FOUND
+    {145, "ENOTEMPTY"},     // ERROR_DIR_NOT_EMPTY
+    {161, "ENOENT"},        // ERROR_BAD_PATHNAME
+    {183, "EEXIST"},        // ERROR_ALREADY_EXISTS
+    {206, "ENAMETOOLONG"},  // ERROR_FILENAME_EXCED_RANGE
+    {230, "EPIPE"},         // ERROR_BAD_PIPE
+    {231, "EBUSY"},         // ERROR_PIPE_BUSY
+    {232, "EPIPE"},         // ERROR_NO_DATA
+    {233, "EPIPE"},         // ERROR_PIPE_NOT_CONNECTED
+    {995, "ECANCELED"},     // ERROR_OPERATION_ABORTED
+    {1113, "ECHARSET"},     // ERROR_NO_UNICODE_TRANSLATION
+    {1225, "ECONNREFUSED"}, // ERROR_CONNECTION_REFUSED
+    {1231, "ENETUNREACH"},  // ERROR_NETWORK_UNREACHABLE
+    {1232, "EHOSTUNREACH"}, // ERROR_HOST_UNREACHABLE
+    {1236, "ECONNABORTED"}, // ERROR_CONNECTION_ABORTED
+    {1314, "EPERM"},        // ERROR_PRIVILEGE_NOT_HELD
+    {10004, "ECANCELED"},   // WSAEINTR
+    {10009, "EBADF"},       // WSAEBADF
+    {10013, "EACCES"},      // WSAEACCES
+    {10014, "EFAULT"},      // WSAEFAULT
+    {10022, "EINVAL"},      // WSAEINVAL
+    {10024, "EMFILE"},      // WSAEMFILE
+    {10035, "EAGAIN"},      // WSAEWOULDBLOCK
+    {10037, "EALREADY"},    // WSAEALREADY
+    {10038, "ENOTSOCK"},    // WSAENOTSOCK
+    {10039, "EDESTADDRREQ"},     // WSAEDESTADDRREQ
+    {10040, "EMSGSIZE"},         // WSAEMSGSIZE
+    {10041, "EPROTOTYPE"},       // WSAEPROTOTYPE
+    {10042, "ENOPROTOOPT"},      // WSAENOPROTOOPT
+    {10043, "EPROTONOSUPPORT"},  // WSAEPROTONOSUPPORT
+    {10044, "ESOCKTNOSUPPORT"},  // WSAESOCKTNOSUPPORT
+    {10045, "ENOTSUP"},          // WSAEOPNOTSUPP
+    {10046, "EINVAL"},           // WSAEPFNOSUPPORT
+    {10047, "EAFNOSUPPORT"},     // WSAEAFNOSUPPORT
+    {10048, "EADDRINUSE"},       // WSAEADDRINUSE
+    {10049, "EADDRNOTAVAIL"},    // WSAEADDRNOTAVAIL
+    {10050, "ENETDOWN"},         // WSAENETDOWN
+    {10051, "ENETUNREACH"},      // WSAENETUNREACH
+    {10053, "ECONNABORTED"},     // WSAECONNABORTED
+    {10054, "ECONNRESET"},       // WSAECONNRESET
+    {10055, "ENOBUFS"},          // WSAENOBUFS
+    {10056, "EISCONN"},          // WSAEISCONN
+    {10057, "ENOTCONN"},         // WSAENOTCONN
+    {10058, "EPIPE"},            // WSAESHUTDOWN
+    {10060, "ETIMEDOUT"},        // WSAETIMEDOUT
+    {10061, "ECONNREFUSED"},     // WSAECONNREFUSED
+    {10063, "ENAMETOOLONG"},     // WSAENAMETOOLONG
+    {10064, "EHOSTDOWN"},        // WSAEHOSTDOWN
+    {10065, "EHOSTUNREACH"},     // WSAEHOSTUNREACH
+    {11001, "ENOENT"},           // WSAHOST_NOT_FOUND
+    {11004, "ENOENT"},           // WSANO_DATA
+    {0, nullptr},
+};
+#endif
+
+inline const char* find_error_name(const error_name_entry* table, int value) noexcept {
+  for (; table->name != nullptr; ++table)
+    if (table->value == value) return table->name;
+  return nullptr;
+}
+
+/// Names of phaseloop::dns::errc (dns.hpp), by value, as Node's dns.lookup
+/// reports them (its dnsException turns EAI_NONAME and EAI_NODATA into ENOTFOUND).
+inline const char* dns_error_name(int value) noexcept {
+  switch (value) {
+    case 1: return "EBADNAME";      // bad_hostname
+    case 2: return "EINVAL";        // bad_address: lookup_service of a non-numeric address
+    case 3: return "EBADFAMILY";    // bad_family
+    case 4: return "ENOTFOUND";     // not_found (EAI_NONAME)
+    case 5: return "ENOTFOUND";     // no_data (EAI_NODATA, EAI_ADDRFAMILY)
+    case 6: return "EAI_AGAIN";     // try_again
+    case 7: return "EAI_FAIL";      // failure
+    case 8: return "EAI_BADFLAGS";  // bad_flags
+    case 9: return "EAI_FAMILY";    // unsupported (EAI_FAMILY, EAI_SOCKTYPE, EAI_SERVICE)
+    case 10: return "EAI_OVERFLOW"; // overflow
+    default: return nullptr;
+  }
+}
+
+}  // namespace detail
+
+/// Node's name for `ec` (what err.code holds, uv_err_name's names):
+/// "ENOENT", "ECONNREFUSED", "ENOTFOUND", "ERR_LOOP_GONE", ...; "UNKNOWN"
+/// for a code without one, "" for a cleared error_code.
+[[nodiscard]] inline const char* error_name(const std::error_code& ec) noexcept {
+  if (!ec) return "";
+  const std::error_category& category = ec.category();
+  const int value = ec.value();
+  const char* name = nullptr;
+  if (category == std::generic_category()) {
+    name = detail::find_error_name(detail::errno_names, value);
+  } else if (category == std::system_category()) {
+#if defined(_WIN32)
+    name = detail::find_error_name(detail::windows_error_names, value);
+#else
+    name = detail::find_error_name(detail::errno_names, value);
+#endif
+  } else if (category == error_category()) {
+    switch (static_cast<errc>(value)) {
+      case errc::file_too_large: name = "ERR_FS_FILE_TOO_LARGE"; break;
+      case errc::loop_gone: name = "ERR_LOOP_GONE"; break;
+      case errc::write_after_end: name = "ERR_STREAM_WRITE_AFTER_END"; break;
+    }
+  } else if (std::strcmp(category.name(), "phaseloop.dns") == 0) {
+    // Compared by name: dns.hpp (POSIX-only, and heavier) need not be included.
+    name = detail::dns_error_name(value);
+  }
+  if (name == nullptr) {
+    // Another category that maps its codes onto errno conditions.
+    const std::error_condition condition = category.default_error_condition(value);
+    if (condition.category() == std::generic_category())
+      name = detail::find_error_name(detail::errno_names, condition.value());
+  }
+  return name != nullptr ? name : "UNKNOWN";
+}
+
+}  // namespace phaseloop
+// end of <phaseloop/error.hpp>
+
 #if !defined(_WIN32)
 
 // #include <phaseloop/detail/blocking_call.hpp>
@@ -5073,6 +5651,14 @@ struct dirent {
 struct mkdir_options {
   bool recursive = false;
   unsigned mode = 0777;
+};
+
+/// rm()'s options (Node's fs.rm): `recursive` removes a directory and
+/// everything in it (symbolic links are removed, never followed); `force`
+/// makes a path that does not exist a success.
+struct rm_options {
+  bool recursive = false;
+  bool force = false;
 };
 
 namespace detail {
@@ -5287,6 +5873,83 @@ inline std::error_code mkdir_recursive(const std::string& path, mode_t mode) {
   return errno_code();
 }
 
+/// Remove the directory `name` in `dirfd` and everything under it, without
+/// following symbolic links: each level is opened with O_NOFOLLOW relative to
+/// its parent's descriptor, so a directory swapped for a link during the walk
+/// is unlinked, not entered. One descriptor stays open per level.
+inline std::error_code remove_tree(int dirfd, const char* name) {
+  const int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ENOENT) return {};  // already gone
+    // Not a directory (any more): a file or a link in its place.
+    if (e == ENOTDIR || e == ELOOP)
+      return ::unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? std::error_code{} : errno_code();
+    return errno_code(e);
+  }
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    const int e = errno;
+    ::close(fd);
+    return errno_code(e);
+  }
+  struct closer {
+    DIR* d;
+    ~closer() { ::closedir(d); }
+  } guard{dir};
+  for (;;) {
+    errno = 0;
+    const ::dirent* entry = ::readdir(dir);
+    if (entry == nullptr) {
+      if (errno != 0) return errno_code();
+      break;
+    }
+    const std::string_view child(entry->d_name);
+    if (child == "." || child == "..") continue;
+    bool is_dir = entry->d_type == DT_DIR;
+    if (entry->d_type == DT_UNKNOWN) {  // some file systems do not say: ask lstat
+      struct stat st{};
+      if (::fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;
+        return errno_code();
+      }
+      is_dir = S_ISDIR(st.st_mode);
+    }
+    if (is_dir) {
+      if (std::error_code ec = remove_tree(fd, entry->d_name)) return ec;
+    } else if (::unlinkat(fd, entry->d_name, 0) != 0) {
+      const int e = errno;
+      if (e == EISDIR) {  // replaced by a directory since readdir
+        if (std::error_code ec = remove_tree(fd, entry->d_name)) return ec;
+      } else if (e != ENOENT) {
+        return errno_code(e);
+      }
+    }
+  }
+  return ::unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? std::error_code{}
+                                                                        : errno_code();
+}
+
+/// Node's fs.rm: a file or link is unlinked; a directory needs `recursive`
+/// (else EISDIR, Node's ERR_FS_EISDIR); `force` ignores a missing path.
+inline std::error_code do_rm(const std::string& path, rm_options options) {
+  if (bad_path(path)) return invalid_argument();
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    return e == ENOENT && options.force ? std::error_code{} : errno_code(e);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) == 0) return {};
+    const int e = errno;
+    return e == ENOENT && options.force ? std::error_code{} : errno_code(e);
+  }
+  if (!options.recursive) return errno_code(EISDIR);
+  std::error_code ec = remove_tree(AT_FDCWD, path.c_str());
+  if (ec == std::errc::no_such_file_or_directory && options.force) return {};
+  return ec;
+}
+
 inline file_type from_dirent_type(unsigned char t) noexcept {
   switch (t) {
     case DT_REG: return file_type::file;
@@ -5411,7 +6074,7 @@ std::error_code do_read_file(const std::string& path, Result& out) {
   if (::fstat(fd, &st) != 0) return errno_code();
   if (S_ISDIR(st.st_mode)) return errno_code(EISDIR);
   std::size_t capacity = st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 4096;
-  if (static_cast<std::uint64_t>(st.st_size) >= out.max_size()) return errno_code(EFBIG);
+  if (static_cast<std::uint64_t>(st.st_size) >= out.max_size()) return phaseloop::errc::file_too_large;
   std::size_t used = 0;
   out.resize(capacity);
   for (;;) {
@@ -5425,7 +6088,7 @@ std::error_code do_read_file(const std::string& path, Result& out) {
     if (n == 0) break;
     used += n;
     if (used == out.size()) {
-      if (out.size() > out.max_size() / 2) return errno_code(EFBIG);
+      if (out.size() > out.max_size() / 2) return phaseloop::errc::file_too_large;
       out.resize(out.size() * 2);
     }
   }
@@ -5688,6 +6351,23 @@ auto rmdir(Loop& loop, std::string path, Cb cb) {
                            std::move(cb));
 }
 
+/// Remove a file, a link or (with options.recursive) a directory tree, as
+/// Node's fs.rm: a directory without `recursive` gives EISDIR (Node's
+/// ERR_FS_EISDIR), `force` makes a missing path a success, links are removed
+/// and never followed. cb(error_code).
+template <class Loop, class Cb>
+auto rm(Loop& loop, std::string path, rm_options options, Cb cb) {
+  return detail::queue<detail::no_value>(
+      loop,
+      [path = std::move(path), options](detail::no_value&) { return detail::do_rm(path, options); },
+      std::move(cb));
+}
+
+template <class Loop, class Cb>
+auto rm(Loop& loop, std::string path, Cb cb) {
+  return fs::rm(loop, std::move(path), rm_options{}, std::move(cb));
+}
+
 /// Create a directory named `prefix` plus six random characters.
 /// cb(error_code, std::string path).
 template <class Loop, class Cb>
@@ -5792,7 +6472,9 @@ auto copyfile(Loop& loop, std::string from, std::string to, Cb cb) {
 }
 
 /// The whole file as Result: std::string (the default) or
-/// std::vector<std::byte>. cb(error_code, Result).
+/// std::vector<std::byte>. cb(error_code, Result). A file too large for
+/// Result gives phaseloop::errc::file_too_large (Node's ERR_FS_FILE_TOO_LARGE;
+/// it compares equal to std::errc::file_too_large too).
 template <class Result = std::string, class Loop, class Cb>
 auto read_file(Loop& loop, std::string path, Cb cb) {
   static_assert(std::is_same_v<Result, std::string> || std::is_same_v<Result, std::vector<std::byte>>,
@@ -5936,6 +6618,11 @@ promise<void> rmdir(Loop& loop, std::string path) {
   return detail::start<void>(loop, [&](auto r) { fs::rmdir(loop, std::move(path), std::move(r)); });
 }
 template <class Loop>
+promise<void> rm(Loop& loop, std::string path, rm_options options = {}) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::rm(loop, std::move(path), options, std::move(r)); });
+}
+template <class Loop>
 promise<std::string> mkdtemp(Loop& loop, std::string prefix) {
   return detail::start<std::string>(
       loop, [&](auto r) { fs::mkdtemp(loop, std::move(prefix), std::move(r)); });
@@ -6036,6 +6723,9 @@ promise<void> append_file(Loop& loop, std::string path, std::vector<std::byte> d
 // they reject with std::system_error(ec).
 //
 // POSIX only for now: on Windows this header declares nothing.
+
+// #include <phaseloop/version.hpp>  (inlined above)
+// #include <phaseloop/error.hpp>  (inlined above)
 
 #if !defined(_WIN32)
 

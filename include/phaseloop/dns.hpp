@@ -19,6 +19,9 @@
 //
 // POSIX only for now: on Windows this header declares nothing.
 
+#include <phaseloop/version.hpp>
+#include <phaseloop/error.hpp>
+
 #if !defined(_WIN32)
 
 #include <phaseloop/detail/blocking_call.hpp>

@@ -26,6 +26,9 @@
 //
 // POSIX only for now: on Windows this header declares nothing.
 
+#include <phaseloop/version.hpp>
+#include <phaseloop/error.hpp>
+
 #if !defined(_WIN32)
 
 #include <phaseloop/detail/blocking_call.hpp>
@@ -134,6 +137,14 @@ struct dirent {
 struct mkdir_options {
   bool recursive = false;
   unsigned mode = 0777;
+};
+
+/// rm()'s options (Node's fs.rm): `recursive` removes a directory and
+/// everything in it (symbolic links are removed, never followed); `force`
+/// makes a path that does not exist a success.
+struct rm_options {
+  bool recursive = false;
+  bool force = false;
 };
 
 namespace detail {
@@ -348,6 +359,83 @@ inline std::error_code mkdir_recursive(const std::string& path, mode_t mode) {
   return errno_code();
 }
 
+/// Remove the directory `name` in `dirfd` and everything under it, without
+/// following symbolic links: each level is opened with O_NOFOLLOW relative to
+/// its parent's descriptor, so a directory swapped for a link during the walk
+/// is unlinked, not entered. One descriptor stays open per level.
+inline std::error_code remove_tree(int dirfd, const char* name) {
+  const int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ENOENT) return {};  // already gone
+    // Not a directory (any more): a file or a link in its place.
+    if (e == ENOTDIR || e == ELOOP)
+      return ::unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? std::error_code{} : errno_code();
+    return errno_code(e);
+  }
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    const int e = errno;
+    ::close(fd);
+    return errno_code(e);
+  }
+  struct closer {
+    DIR* d;
+    ~closer() { ::closedir(d); }
+  } guard{dir};
+  for (;;) {
+    errno = 0;
+    const ::dirent* entry = ::readdir(dir);
+    if (entry == nullptr) {
+      if (errno != 0) return errno_code();
+      break;
+    }
+    const std::string_view child(entry->d_name);
+    if (child == "." || child == "..") continue;
+    bool is_dir = entry->d_type == DT_DIR;
+    if (entry->d_type == DT_UNKNOWN) {  // some file systems do not say: ask lstat
+      struct stat st{};
+      if (::fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;
+        return errno_code();
+      }
+      is_dir = S_ISDIR(st.st_mode);
+    }
+    if (is_dir) {
+      if (std::error_code ec = remove_tree(fd, entry->d_name)) return ec;
+    } else if (::unlinkat(fd, entry->d_name, 0) != 0) {
+      const int e = errno;
+      if (e == EISDIR) {  // replaced by a directory since readdir
+        if (std::error_code ec = remove_tree(fd, entry->d_name)) return ec;
+      } else if (e != ENOENT) {
+        return errno_code(e);
+      }
+    }
+  }
+  return ::unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? std::error_code{}
+                                                                        : errno_code();
+}
+
+/// Node's fs.rm: a file or link is unlinked; a directory needs `recursive`
+/// (else EISDIR, Node's ERR_FS_EISDIR); `force` ignores a missing path.
+inline std::error_code do_rm(const std::string& path, rm_options options) {
+  if (bad_path(path)) return invalid_argument();
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    return e == ENOENT && options.force ? std::error_code{} : errno_code(e);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) == 0) return {};
+    const int e = errno;
+    return e == ENOENT && options.force ? std::error_code{} : errno_code(e);
+  }
+  if (!options.recursive) return errno_code(EISDIR);
+  std::error_code ec = remove_tree(AT_FDCWD, path.c_str());
+  if (ec == std::errc::no_such_file_or_directory && options.force) return {};
+  return ec;
+}
+
 inline file_type from_dirent_type(unsigned char t) noexcept {
   switch (t) {
     case DT_REG: return file_type::file;
@@ -472,7 +560,7 @@ std::error_code do_read_file(const std::string& path, Result& out) {
   if (::fstat(fd, &st) != 0) return errno_code();
   if (S_ISDIR(st.st_mode)) return errno_code(EISDIR);
   std::size_t capacity = st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 4096;
-  if (static_cast<std::uint64_t>(st.st_size) >= out.max_size()) return errno_code(EFBIG);
+  if (static_cast<std::uint64_t>(st.st_size) >= out.max_size()) return phaseloop::errc::file_too_large;
   std::size_t used = 0;
   out.resize(capacity);
   for (;;) {
@@ -486,7 +574,7 @@ std::error_code do_read_file(const std::string& path, Result& out) {
     if (n == 0) break;
     used += n;
     if (used == out.size()) {
-      if (out.size() > out.max_size() / 2) return errno_code(EFBIG);
+      if (out.size() > out.max_size() / 2) return phaseloop::errc::file_too_large;
       out.resize(out.size() * 2);
     }
   }
@@ -749,6 +837,23 @@ auto rmdir(Loop& loop, std::string path, Cb cb) {
                            std::move(cb));
 }
 
+/// Remove a file, a link or (with options.recursive) a directory tree, as
+/// Node's fs.rm: a directory without `recursive` gives EISDIR (Node's
+/// ERR_FS_EISDIR), `force` makes a missing path a success, links are removed
+/// and never followed. cb(error_code).
+template <class Loop, class Cb>
+auto rm(Loop& loop, std::string path, rm_options options, Cb cb) {
+  return detail::queue<detail::no_value>(
+      loop,
+      [path = std::move(path), options](detail::no_value&) { return detail::do_rm(path, options); },
+      std::move(cb));
+}
+
+template <class Loop, class Cb>
+auto rm(Loop& loop, std::string path, Cb cb) {
+  return fs::rm(loop, std::move(path), rm_options{}, std::move(cb));
+}
+
 /// Create a directory named `prefix` plus six random characters.
 /// cb(error_code, std::string path).
 template <class Loop, class Cb>
@@ -853,7 +958,9 @@ auto copyfile(Loop& loop, std::string from, std::string to, Cb cb) {
 }
 
 /// The whole file as Result: std::string (the default) or
-/// std::vector<std::byte>. cb(error_code, Result).
+/// std::vector<std::byte>. cb(error_code, Result). A file too large for
+/// Result gives phaseloop::errc::file_too_large (Node's ERR_FS_FILE_TOO_LARGE;
+/// it compares equal to std::errc::file_too_large too).
 template <class Result = std::string, class Loop, class Cb>
 auto read_file(Loop& loop, std::string path, Cb cb) {
   static_assert(std::is_same_v<Result, std::string> || std::is_same_v<Result, std::vector<std::byte>>,
@@ -995,6 +1102,11 @@ promise<void> mkdir(Loop& loop, std::string path, mkdir_options options = {}) {
 template <class Loop>
 promise<void> rmdir(Loop& loop, std::string path) {
   return detail::start<void>(loop, [&](auto r) { fs::rmdir(loop, std::move(path), std::move(r)); });
+}
+template <class Loop>
+promise<void> rm(Loop& loop, std::string path, rm_options options = {}) {
+  return detail::start<void>(
+      loop, [&](auto r) { fs::rm(loop, std::move(path), options, std::move(r)); });
 }
 template <class Loop>
 promise<std::string> mkdtemp(Loop& loop, std::string prefix) {

@@ -5,7 +5,7 @@
 //   auto p = loop.resolved(1).then([](int v) { return v + 1; });     // Promise.resolve(1).then(...)
 //   promise<int> q(loop, [](auto resolve, auto reject) { resolve(42); });   // new Promise(...)
 //   auto [s, resolve] = loop.make_promise<std::string>();            // Promise.withResolvers()
-//   all(loop, std::vector{p, q}); all(p, s); all_settled, any, race    // the combinators
+//   all(loop, {p, q}); all(loop, std::vector{p, q}); all(p, s); all_settled, any, race  // the combinators
 //
 //   promise<int> add_later(test_loop& loop, int a) {                 // an async function
 //     co_await loop.delay(10ms);                                     // await
@@ -72,6 +72,8 @@
 // coroutine (its destructor frees memory it does not own). Bind the promise
 // to a local first: `auto p = x.then([s] {...}); co_await p;`.
 
+#include <phaseloop/version.hpp>
+#include <phaseloop/detail/invoke.hpp>
 #include <phaseloop/loop.hpp>
 #include <phaseloop/loop_core.hpp>
 
@@ -81,7 +83,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <optional>
@@ -787,9 +789,9 @@ void on_value(F& f, promise_node& src, state<U>& dst) {
         return static_cast<state<T>&>(src).take();
     });
   } else if constexpr (value_call_kind<T, F>() == 2) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(f, static_cast<state<T>&>(src).value); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(f, static_cast<state<T>&>(src).value); });
   } else {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(f); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(f); });
   }
 }
 
@@ -798,15 +800,15 @@ void on_error(R& r, promise_node& src, state<U>& dst) {
   if constexpr (std::is_same_v<R, pass_through>) {
     dst.reject_now(src.error);
   } else if constexpr (error_call_kind<R>() == 2) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r, src.error); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r, src.error); });
   } else if constexpr (error_call_kind<R>() == 1) {
-    settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r); });
+    settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r); });
   } else {
     using E = typename single_arg<R>::type;
     try {
       std::rethrow_exception(src.error);
     } catch (E e) {
-      settle_with(dst, [&]() -> decltype(auto) { return std::invoke(r, static_cast<E>(e)); });
+      settle_with(dst, [&]() -> decltype(auto) { return detail::invoke(r, static_cast<E>(e)); });
       return;
     } catch (...) {
     }
@@ -1008,9 +1010,9 @@ class promise {
     reject_function reject(node_);
     try {
       if constexpr (std::is_invocable_v<F&, resolve_function<T>, reject_function>)
-        std::invoke(executor, std::move(resolve), std::move(reject));
+        detail::invoke(executor, std::move(resolve), std::move(reject));
       else
-        std::invoke(executor, std::move(resolve));
+        detail::invoke(executor, std::move(resolve));
     } catch (...) {
       node_->reject(std::current_exception());
     }
@@ -1087,12 +1089,12 @@ class promise {
         using R = std::invoke_result_t<std::decay_t<F>&>;
         auto after = [&] {
           if constexpr (std::is_void_v<R>) {
-            std::invoke(f);
+            detail::invoke(f);
             return detail::make_resolved<void>(*src.loop);
           } else if constexpr (detail::is_promise_v<R>) {
-            return std::invoke(f);
+            return detail::invoke(f);
           } else {
-            return detail::make_resolved<std::decay_t<R>>(*src.loop, std::invoke(f));
+            return detail::make_resolved<std::decay_t<R>>(*src.loop, detail::invoke(f));
           }
         }();
         if (src.status == promise_status::rejected)
@@ -1392,6 +1394,25 @@ promise<T> race(loop_core& loop, std::vector<promise<T>> promises) {
                          });
   }
   return result;
+}
+
+/// The combinators over a braced list, the element type deduced:
+/// race(loop, {a, b}) for promises a and b of one type.
+template <class T>
+promise<detail::all_value_t<T>> all(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return all(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<std::vector<settled_result<T>>> all_settled(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return all_settled(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<T> any(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return any(loop, std::vector<promise<T>>(promises));
+}
+template <class T>
+promise<T> race(loop_core& loop, std::initializer_list<promise<T>> promises) {
+  return race(loop, std::vector<promise<T>>(promises));
 }
 
 /// Promise.all over promises of different types: a tuple of the values

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -361,7 +362,8 @@ TEMPLATE_TEST_CASE("fs errors: permission denied", "[fs]", PHASELOOP_TEST_EXECUT
   // Root passes mode checks, and the tests run as root here and in CI, so a
   // root run checks in a forked child that drops to uid/gid 65534 (nobody)
   // with setuid; a non-root run checks directly. Either way a 0444 file
-  // opened for writing and a mode-000 directory must give EACCES.
+  // opened for writing and a mode-000 directory (read, written, or removed
+  // with rm's recursive walk) must give EACCES.
   temp_dir dir;
   REQUIRE(::chmod(dir.path.c_str(), 0755) == 0);
   const std::string readonly = dir / "readonly";
@@ -392,6 +394,8 @@ TEMPLATE_TEST_CASE("fs errors: permission denied", "[fs]", PHASELOOP_TEST_EXECUT
     if (dec != std::errc::permission_denied) return 14;
     if (call0(loop, [&](auto cb) { fs::write_file(loop, closed + "/f", "y", std::move(cb)); }) != std::errc::permission_denied)
       return 15;
+    if (call0(loop, [&](auto cb) { fs::rm(loop, closed, {.recursive = true}, std::move(cb)); }) != std::errc::permission_denied)
+      return 16;
     return 0;
   };
 
@@ -441,6 +445,74 @@ TEMPLATE_TEST_CASE("fs errors: a directory where a file is expected, a file wher
         std::errc::file_exists);
   auto [sec, st] = call<fs::stats>(loop, [&](auto cb) { fs::stat(loop, file + "/x", std::move(cb)); });
   CHECK(sec == std::errc::not_a_directory);
+}
+
+TEMPLATE_TEST_CASE("fs: rm removes files, links and (recursive) trees, as Node's fs.rm", "[fs]",
+                   PHASELOOP_TEST_EXECUTOR_LOOPS) {
+  namespace sfs = std::filesystem;
+  TestType loop;
+  temp_dir dir;
+  auto rm = [&](const std::string& path, fs::rm_options options) {
+    return call0(loop, [&](auto cb) { fs::rm(loop, path, options, std::move(cb)); });
+  };
+
+  // A file; a missing path is ENOENT unless forced.
+  const std::string file = dir / "file";
+  std::ofstream(file) << "x";
+  CHECK_FALSE(call0(loop, [&](auto cb) { fs::rm(loop, file, std::move(cb)); }));
+  CHECK_FALSE(sfs::exists(sfs::symlink_status(file)));
+  CHECK(rm(file, {}) == std::errc::no_such_file_or_directory);
+  CHECK(rm(file, {.recursive = true}) == std::errc::no_such_file_or_directory);
+  CHECK_FALSE(rm(file, {.force = true}));
+  CHECK_FALSE(rm(dir / "missing/below", {.recursive = true, .force = true}));
+  CHECK(rm(std::string("bad\0path", 8), {.force = true}) == std::errc::invalid_argument);
+
+  // A directory needs recursive (Node's ERR_FS_EISDIR), force or not.
+  const std::string tree = dir / "tree";
+  sfs::create_directories(tree + "/a/b/c");
+  sfs::create_directory(tree + "/empty");
+  std::ofstream(tree + "/top") << "1";
+  std::ofstream(tree + "/a/b/c/deep") << "2";
+  REQUIRE(::mkfifo((tree + "/a/fifo").c_str(), 0600) == 0);
+  // Links inside the tree are removed, never followed.
+  const std::string outside = dir / "outside";
+  sfs::create_directory(outside);
+  std::ofstream(outside + "/keep") << "3";
+  sfs::create_directory_symlink(outside, tree + "/a/link-to-outside");
+  sfs::create_symlink(outside + "/keep", tree + "/link-to-file");
+  sfs::create_symlink(dir / "nowhere", tree + "/a/b/dangling");
+  CHECK(rm(tree, {}) == std::errc::is_a_directory);
+  CHECK(rm(tree, {.force = true}) == std::errc::is_a_directory);
+  CHECK(sfs::exists(tree + "/a/b/c/deep"));
+  CHECK_FALSE(rm(tree, {.recursive = true}));
+  CHECK_FALSE(sfs::exists(sfs::symlink_status(tree)));
+  CHECK(sfs::exists(outside + "/keep"));
+
+  // A link to a directory, even with recursive, is the link alone.
+  sfs::create_directory_symlink(outside, dir / "dirlink");
+  CHECK_FALSE(rm(dir / "dirlink", {.recursive = true}));
+  CHECK_FALSE(sfs::exists(sfs::symlink_status(dir / "dirlink")));
+  CHECK(sfs::exists(outside + "/keep"));
+
+  // recursive on a file removes the file; an empty directory goes too.
+  std::ofstream(dir / "plain") << "4";
+  CHECK_FALSE(rm(dir / "plain", {.recursive = true}));
+  CHECK_FALSE(sfs::exists(dir / "plain"));
+  CHECK_FALSE(rm(outside + "/keep", {}));
+  CHECK_FALSE(rm(outside, {.recursive = true}));
+  CHECK_FALSE(sfs::exists(outside));
+
+  // The promise form.
+  sfs::create_directories(dir / "p/q");
+  std::vector<std::string> got;
+  fs::promises::rm(loop, dir / "p")
+      .catch_([&](const std::system_error& e) {
+        got.push_back(e.code() == std::errc::is_a_directory ? "EISDIR" : "other");
+        return fs::promises::rm(loop, dir / "p", {.recursive = true});
+      })
+      .then([&] { got.push_back(sfs::exists(dir / "p") ? "still there" : "removed"); });
+  loop.run();
+  CHECK(got == std::vector<std::string>{"EISDIR", "removed"});
 }
 
 TEMPLATE_TEST_CASE("fs: long paths work or fail with ENAMETOOLONG, never truncated", "[fs]", PHASELOOP_TEST_EXECUTOR_LOOPS) {

@@ -723,6 +723,25 @@ TEST_CASE("promise: combinators on vectors, mixed types and void", "[promise]") 
   CHECK(never.pending());
 }
 
+TEST_CASE("promise: combinators take a braced list, the element type deduced", "[promise]") {
+  phaseloop::test_loop loop;
+  trace out;
+  auto fast = loop.delay(1ms, 1);
+  auto slow = loop.delay(2ms, 2);
+  phaseloop::race(loop, {slow, fast}).then([&](int v) { out.push_back("race " + str(v)); });
+  phaseloop::any(loop, {loop.template rejected<int>(std::runtime_error("no")), slow}).then([&](int v) {
+    out.push_back("any " + str(v));
+  });
+  phaseloop::all(loop, {fast, slow}).then([&](std::vector<int>& v) { out.push_back("all " + str(v[0] + v[1])); });
+  phaseloop::all(loop, {loop.resolved(), loop.delay(3ms)}).then([&] { out.push_back("all void"); });
+  phaseloop::all_settled(loop, {fast, loop.template rejected<int>(std::runtime_error("x"))})
+      .then([&](std::vector<settled_result<int>>& v) {
+        out.push_back("settled " + str(*v[0].value) + " " + message(v[1].reason));
+      });
+  loop.run();
+  CHECK(out == trace{"race 1", "settled 1 x", "any 2", "all 3", "all void"});
+}
+
 TEST_CASE("promise: without a handler, unhandled rejections take the uncaught-exception path", "[promise]") {
   SECTION("to on_uncaught_exception") {
     phaseloop::test_loop loop;

@@ -18,6 +18,8 @@
 // everywhere else, every read is a real one. When CLOCK_MONOTONIC_COARSE has
 // 1 ms resolution or better, that cheap read is used instead, as libuv does.
 
+#include <phaseloop/version.hpp>
+
 #if defined(__linux__)
 
 #include <time.h>
@@ -26,15 +28,46 @@
 #include <cstdio>
 #include <cstring>
 
+// The TSC is read with the compiler's builtin, not through <x86intrin.h>
+// (48,000 preprocessed lines for one instruction); CPUID through <cpuid.h>
+// (a few hundred lines of macros and one inline function). MSVC has both in
+// <intrin.h>, which it needs anyway.
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
-#include <x86intrin.h>
+#define PHASELOOP_DETAIL_HAS_TSC 1
+#elif defined(_M_X64) && defined(_MSC_VER)
+#include <intrin.h>
 #define PHASELOOP_DETAIL_HAS_TSC 1
 #else
 #define PHASELOOP_DETAIL_HAS_TSC 0
 #endif
 
 namespace phaseloop::detail {
+
+#if PHASELOOP_DETAIL_HAS_TSC
+/// An unordered rdtsc.
+inline std::uint64_t read_tsc() noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ia32_rdtsc();
+#else
+  return __rdtsc();
+#endif
+}
+
+/// CPUID leaf `leaf` (EAX, EBX, ECX, EDX), or false when the CPU lacks it.
+inline bool read_cpuid(unsigned leaf, unsigned (&regs)[4]) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  return __get_cpuid(leaf, &regs[0], &regs[1], &regs[2], &regs[3]) != 0;
+#else
+  int r[4] = {};
+  __cpuid(r, static_cast<int>(leaf & 0x80000000u));  // the highest leaf of this range, as __get_cpuid
+  if (static_cast<unsigned>(r[0]) < leaf) return false;
+  __cpuid(r, static_cast<int>(leaf));
+  for (int i = 0; i < 4; ++i) regs[i] = static_cast<unsigned>(r[i]);
+  return true;
+#endif
+}
+#endif
 
 class monotonic_ms_clock {
  public:
@@ -50,7 +83,7 @@ class monotonic_ms_clock {
   [[nodiscard]] std::uint64_t now_ms() const noexcept {
 #if PHASELOOP_DETAIL_HAS_TSC
     if (source_ == source::tsc) {
-      const std::uint64_t t = __rdtsc();
+      const std::uint64_t t = read_tsc();
       if (t - tsc_base_ < tsc_window_) return ms_;
       return read_and_calibrate();
     }
@@ -73,9 +106,9 @@ class monotonic_ms_clock {
   /// clocksource is the TSC, so it considers it synchronised across CPUs.
   static bool tsc_usable() noexcept {
     static const bool usable = [] {
-      unsigned a = 0, b = 0, c = 0, d = 0;
-      if (__get_cpuid(0x80000000u, &a, &b, &c, &d) == 0 || a < 0x80000007u) return false;
-      if (__get_cpuid(0x80000007u, &a, &b, &c, &d) == 0 || (d & (1u << 8)) == 0) return false;
+      unsigned regs[4] = {};
+      if (!read_cpuid(0x80000000u, regs) || regs[0] < 0x80000007u) return false;
+      if (!read_cpuid(0x80000007u, regs) || (regs[3] & (1u << 8)) == 0) return false;
       std::FILE* f = std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
       if (f == nullptr) return false;
       char name[32] = {};
@@ -88,9 +121,9 @@ class monotonic_ms_clock {
 
   std::uint64_t read_and_calibrate() const noexcept {
     timespec ts{};
-    const std::uint64_t before = __rdtsc();
+    const std::uint64_t before = read_tsc();
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    const std::uint64_t after = __rdtsc();
+    const std::uint64_t after = read_tsc();
     const std::uint64_t ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000 + static_cast<std::uint64_t>(ts.tv_nsec);
     ms_ = ns / 1000000;
     tsc_window_ = 0;

@@ -3,6 +3,7 @@
 // completion to the loop's inbox, so the `after` callback runs in a poll
 // phase, never before the call that queued the work has returned.
 
+#include <phaseloop/version.hpp>
 #include <phaseloop/concepts.hpp>
 
 #include <exception>

@@ -26,16 +26,15 @@
 // costs the loop thread a few atomic operations each and a handful of system
 // calls in all, instead of one futex wake per request.
 
+#include <phaseloop/version.hpp>
 #include <phaseloop/concepts.hpp>
 #include <phaseloop/inbox.hpp>
 
 #include <atomic>
-#include <charconv>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <mutex>
 #include <system_error>
@@ -63,11 +62,20 @@ class thread_pool_executor {
     if (n == 0) {
       n = default_threads;
       if (const char* env = std::getenv("PHASELOOP_THREADPOOL_SIZE")) {
+        // Decimal digits only (what std::from_chars accepts, without
+        // <charconv>'s cost in every file that includes the pool); a value
+        // too large for any type saturates at max_threads.
         std::size_t value = 0;
-        const char* end = env + std::strlen(env);
-        const auto [ptr, ec] = std::from_chars(env, end, value);
-        if (ec == std::errc{} && ptr == end && value > 0) n = value;
-        else if (ec == std::errc::result_out_of_range) n = max_threads;
+        bool digits = *env != '\0';
+        for (const char* c = env; *c != '\0'; ++c) {
+          if (*c < '0' || *c > '9') {
+            digits = false;
+            break;
+          }
+          value = value * 10 + static_cast<std::size_t>(*c - '0');
+          if (value > max_threads) value = max_threads + 1;
+        }
+        if (digits && value > 0) n = value;
       }
     }
     return n > max_threads ? max_threads : n;

@@ -4,6 +4,7 @@
 // instead of chasing timer records; each record keeps only its heap position
 // (4 bytes), for O(log n) erase.
 
+#include <phaseloop/version.hpp>
 #include <phaseloop/concepts.hpp>
 
 #include <cstddef>

@@ -39,6 +39,7 @@
 // Memory: about 70 KiB of slots, allocated at the first insert, plus the
 // (reused) heap of the indexed slot; per timer, the 28-byte node.
 
+#include <phaseloop/version.hpp>
 #include <phaseloop/concepts.hpp>
 
 #include <bit>
