@@ -27,10 +27,16 @@ struct handle_record : detail::list_hook {
   /// The module's stop step: deactivate and cancel what the handle has
   /// started (close() calls it first). May be null.
   void (*stop)(handle_record&) = nullptr;
+  /// The module's last step in the close phase, once every operation is
+  /// back and before the record is destroyed: its final events (a stream's
+  /// cancelled writes and 'close'). May be null.
+  void (*finish)(handle_record&) = nullptr;
   /// Runs the record's destructor and returns it to its pool (set by make_record).
   void (*destroy)(handle_record&) noexcept = nullptr;
   handle_record* prev_live = nullptr;  ///< every live record of the loop, for its teardown
   handle_record* next_live = nullptr;
+  std::uint64_t serial = 0;  ///< unique among the loop's records, for record_ref
+  const std::uint64_t* slot_serial = nullptr;  ///< the pool slot's serial: 0 once the record is gone
   std::uint64_t pass = 0;         ///< the phase pass during which it was started or closed
   std::uint32_t outstanding = 0;  ///< operations the backend still owns
   std::uint32_t pool_index = 0;
@@ -41,6 +47,27 @@ struct handle_record : detail::list_hook {
   handle_record() = default;
   handle_record(const handle_record&) = delete;
   handle_record& operator=(const handle_record&) = delete;
+};
+
+/// A copyable reference to a record that the loop owns until it is closed
+/// (Node's lifetime for sockets and servers): get() gives the record, or
+/// null once it has been released. Valid while its loop exists.
+template <class R>
+class record_ref {
+ public:
+  record_ref() noexcept = default;
+  explicit record_ref(R& r) noexcept : record_(&r), slot_serial_(r.slot_serial), serial_(r.serial) {}
+  [[nodiscard]] R* get() const noexcept {
+    return slot_serial_ != nullptr && *slot_serial_ == serial_ ? record_ : nullptr;
+  }
+  friend bool operator==(const record_ref& a, const record_ref& b) noexcept {
+    return a.slot_serial_ == b.slot_serial_ && a.serial_ == b.serial_;
+  }
+
+ private:
+  R* record_ = nullptr;
+  const std::uint64_t* slot_serial_ = nullptr;
+  std::uint64_t serial_ = 0;
 };
 
 /// The move-only owner of a handle record. Destroying it closes the handle;

@@ -17,6 +17,7 @@
 #include <phaseloop/poll.hpp>
 #include <phaseloop/timers.hpp>
 #if !defined(_WIN32)
+#include <phaseloop/detail/posix/socket_api.hpp>
 #include <phaseloop/detail/posix/system.hpp>
 #endif
 
@@ -164,8 +165,9 @@ class basic_loop : public loop_core {
   // ------------------------------------------------------------- the loop
 
   explicit basic_loop(loop_options options = {})
-      : loop_core(services), backend_(std::in_place), executor_(std::in_place, inbox_, options.executor) {
+      : loop_core(services, nullptr), backend_(std::in_place), executor_(std::in_place, inbox_, options.executor) {
     now_ = static_cast<std::uint64_t>(backend_->now().count());
+    attach_backend(&*backend_);
   }
 
   basic_loop(const basic_loop&) = delete;
@@ -538,6 +540,19 @@ class basic_loop : public loop_core {
     return t.generation != 0 ? timers_.find(t.index, t.generation) : nullptr;
   }
 
+  // The backend's own socket calls (the mock's virtual network), else the system's.
+  static constexpr const detail::socket_api* socket_api_of() noexcept {
+    if constexpr (requires { Backend::socket_table; })
+      return &Backend::socket_table;
+#if !defined(_WIN32)
+    else
+      return &detail::posix::system_socket_api;
+#else
+    else
+      return nullptr;
+#endif
+  }
+
   static constexpr detail::loop_services services{
       [](loop_core& l, operation& op) { return self(l).backend_->submit(op); },
       [](loop_core& l, operation& op) { return self(l).backend_->cancel(op); },
@@ -555,9 +570,14 @@ class basic_loop : public loop_core {
       [](loop_core& l, timer_id t, bool on) noexcept {
         if (timer_record* r = self(l).find_timer(t)) self(l).set_timer_ref(*r, on);
       },
+      [](loop_core& l, callback work, detail::unique_function<void(std::error_code)> after, work_kind kind) {
+        (void)self(l).queue_work(std::move(work), std::move(after), kind);
+      },
+      socket_api_of(),
       Backend::completion_based,
       supported_kinds(),
   };
+
 
   // Once the backend is gone (the loop's teardown): nothing starts, and
   // descriptors the destroyed handles still own are closed directly.
@@ -577,6 +597,8 @@ class basic_loop : public loop_core {
       [](loop_core&, timer_id) noexcept {},
       [](loop_core&, timer_id) {},
       [](loop_core&, timer_id, bool) noexcept {},
+      [](loop_core&, callback, detail::unique_function<void(std::error_code)>, work_kind) {},
+      socket_api_of(),
       Backend::completion_based,
       0,
   };

@@ -18,7 +18,9 @@
 #include <phaseloop/detail/pool.hpp>
 #include <phaseloop/detail/ring.hpp>
 #include <phaseloop/fwd.hpp>
+#include <phaseloop/detail/socket_api.hpp>
 #include <phaseloop/handle.hpp>
+#include <phaseloop/inbox.hpp>
 #include <phaseloop/operation.hpp>
 
 #include <atomic>
@@ -67,6 +69,8 @@ struct loop_services {
   void (*clear_timer)(loop_core&, timer_id) noexcept;
   void (*refresh_timer)(loop_core&, timer_id);
   void (*set_timer_ref)(loop_core&, timer_id, bool) noexcept;
+  void (*queue_work)(loop_core&, callback work, unique_function<void(std::error_code)> after, work_kind kind);
+  const socket_api* sockets;  // the backend's socket calls (a virtual network on the mock)
   bool completion_based;
   std::uint32_t supported;  // bit (1 << kind) for each op_kind the backend runs
 };
@@ -81,6 +85,7 @@ struct record_pool_base {
 template <class R>
 struct record_pool final : record_pool_base {
   struct slot : pool_slot {
+    std::uint64_t serial = 0;  // the live record's serial, 0 while free
     alignas(R) unsigned char bytes[sizeof(R)];
   };
   slot_pool<slot, 64> slots;
@@ -91,6 +96,18 @@ inline std::size_t next_record_type() noexcept {
 }
 template <class R>
 inline const std::size_t record_type = next_record_type();
+
+struct service_base {
+  service_base() = default;
+  service_base(const service_base&) = delete;
+  service_base& operator=(const service_base&) = delete;
+  virtual ~service_base() = default;
+};
+template <class S>
+struct service_holder final : service_base {
+  explicit service_holder(loop_core& loop) : value(loop) {}
+  S value;
+};
 
 /// A callback queued with defer(): run in the pending phase, FIFO with the
 /// I/O completions delivered there.
@@ -196,6 +213,8 @@ class loop_core {
     r->loop = this;
     r->pool_index = index;
     r->destroy = &destroy_record<R>;
+    r->serial = pool.slots[index].serial = ++serials_;
+    r->slot_serial = &pool.slots[index].serial;
     r->next_live = live_;
     if (live_ != nullptr) live_->prev_live = r;
     live_ = r;
@@ -319,6 +338,26 @@ class loop_core {
   void refresh_timer(timer_id t) { services_->refresh_timer(*this, t); }
   void set_timer_ref(timer_id t, bool on) noexcept { services_->set_timer_ref(*this, t, on); }
 
+  /// Run `work` on the executor, then `after(error)` on the loop thread in
+  /// the poll phase (as basic_loop::queue_work).
+  void queue_work(callback work, detail::unique_function<void(std::error_code)> after,
+                  work_kind kind = work_kind::fast) {
+    services_->queue_work(*this, std::move(work), std::move(after), kind);
+  }
+
+  /// The backend's socket calls, for the net modules.
+  [[nodiscard]] detail::socket_calls sockets() noexcept { return {services_->sockets, backend_}; }
+
+  /// The loop's instance of a per-loop service S (constructed from the loop
+  /// on first use, destroyed with the loop after every handle record).
+  template <class S>
+  S& service() {
+    const std::size_t type = detail::record_type<S>;
+    if (type >= loop_services_.size()) loop_services_.resize(type + 1);
+    if (!loop_services_[type]) loop_services_[type] = std::make_unique<detail::service_holder<S>>(*this);
+    return static_cast<detail::service_holder<S>&>(*loop_services_[type]).value;
+  }
+
   /// A phase list, for the phase handle module (phase_handles.hpp).
   detail::intrusive_list<handle_record>& phase_list(phase p) noexcept {
     return p == phase::idle ? idle_ : p == phase::prepare ? prepare_ : check_;
@@ -327,8 +366,8 @@ class loop_core {
   [[nodiscard]] std::uint64_t current_pass() const noexcept { return pass_; }
 
  protected:
-  explicit loop_core(const detail::loop_services& services) noexcept
-      : services_(&services), outer_(detail::thread_loop) {
+  loop_core(const detail::loop_services& services, void* backend) noexcept
+      : services_(&services), backend_(backend), outer_(detail::thread_loop) {
     detail::thread_loop = this;
   }
 
@@ -350,6 +389,9 @@ class loop_core {
       }
     }
   }
+
+  /// The backend the services act on (set once the loop's backend exists).
+  void attach_backend(void* backend) noexcept { backend_ = backend; }
 
   /// Swap the policy services (the loop's teardown, once its backend is gone).
   void replace_services(const detail::loop_services& services) noexcept { services_ = &services; }
@@ -425,7 +467,16 @@ class loop_core {
       closing_.remove(r);
       --closing_count_;
       callback on_close = std::move(r.on_close);
-      r.destroy(r);
+      {
+        struct release {  // even when the module's last events throw
+          handle_record& r;
+          ~release() { r.destroy(r); }
+        } guard{r};
+        if (r.finish != nullptr) {
+          r.finish(r);
+          run_microtasks();
+        }
+      }
       if (on_close) invoke_then_drain(on_close);
     });
   }
@@ -498,7 +549,9 @@ class loop_core {
     if (base.next_live != nullptr) base.next_live->prev_live = base.prev_live;
     const std::uint32_t index = base.pool_index;
     static_cast<R&>(base).~R();
-    loop.pool_for<R>().slots.release(index);
+    auto& pool = loop.pool_for<R>();
+    pool.slots[index].serial = 0;
+    pool.slots.release(index);
   }
 
   static void run_deferred(operation& op) {
@@ -509,7 +562,11 @@ class loop_core {
     loop.invoke(fn);
   }
 
+  // Destroyed last: records return what they hold to these services.
+  std::vector<std::unique_ptr<detail::service_base>> loop_services_;
   const detail::loop_services* services_;
+  void* backend_;
+  std::uint64_t serials_ = 0;
   detail::unique_function<void(std::exception_ptr)> unhandled_rejection_;
   detail::promise_book promises_;
   loop_core* outer_ = nullptr;  // the thread's previous loop

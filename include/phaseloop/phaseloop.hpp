@@ -22,6 +22,7 @@
 #include <phaseloop/executor/thread_pool.hpp>
 #include <phaseloop/fs.hpp>
 #include <phaseloop/dns.hpp>
+#include <phaseloop/net.hpp>
 
 namespace phaseloop {
 

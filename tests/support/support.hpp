@@ -33,7 +33,9 @@ using mock_wheel_loop = basic_loop<mock_backend, wheel_timers, inline_executor>;
 #if defined(__linux__)
 using epoll_heap_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
 using epoll_wheel_loop = basic_loop<epoll_backend, wheel_timers, inline_executor>;
-#define PHASELOOP_TEST_REAL_LOOPS , phaseloop::test::epoll_heap_loop, phaseloop::test::epoll_wheel_loop
+using poll_heap_loop = basic_loop<poll_backend, heap_timers, inline_executor>;
+#define PHASELOOP_TEST_REAL_LOOPS \
+  , phaseloop::test::epoll_heap_loop, phaseloop::test::epoll_wheel_loop, phaseloop::test::poll_heap_loop
 #else
 #define PHASELOOP_TEST_REAL_LOOPS
 #endif
@@ -50,6 +52,16 @@ using inline_io_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
 
 #define PHASELOOP_TEST_MOCK_LOOPS phaseloop::test::mock_heap_loop, phaseloop::test::mock_wheel_loop
 #define PHASELOOP_TEST_ALL_LOOPS PHASELOOP_TEST_MOCK_LOOPS PHASELOOP_TEST_REAL_LOOPS
+/// One loop per backend (heap timers): the mock's virtual network and each
+/// real backend, for the I/O suites.
+#if defined(__linux__)
+#define PHASELOOP_TEST_IO_LOOPS \
+  phaseloop::test::mock_heap_loop, phaseloop::test::epoll_heap_loop, phaseloop::test::poll_heap_loop
+#define PHASELOOP_TEST_REAL_IO_LOOPS phaseloop::test::epoll_heap_loop, phaseloop::test::poll_heap_loop
+#else
+#define PHASELOOP_TEST_IO_LOOPS phaseloop::test::mock_heap_loop
+#define PHASELOOP_TEST_REAL_IO_LOOPS
+#endif
 
 /// Reads tests/conformance/expected/NAME.expected: what Node v20 printed.
 inline trace expected_trace(const std::string& name) {

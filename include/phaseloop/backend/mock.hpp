@@ -14,12 +14,21 @@
 //   - fail() makes the next operation of a kind on a descriptor complete
 //     with an error, stall() makes the next progress on it a spurious
 //     wakeup (EAGAIN: nothing happens).
+//
+// Sockets the net modules open on the mock are virtual: no descriptor is
+// opened; binding, listening and connecting form a network inside the
+// backend (one loop's), where a connect to a listening address is accepted
+// and what one end sends the other receives, with a 256 KiB buffer per
+// direction (backpressure), shutdown as the peer's end of stream, and a
+// connect to an address nobody listens on refused (ECONNREFUSED).
+//
 // Completions arrive at the next poll (or, with set_complete_at_submit,
 // during submit where they can, as a readiness backend's writes do); cancel
 // lets go at once, or with set_async_cancel completes later with
 // operation_canceled, as io_uring and IOCP do.
 
 #include <phaseloop/concepts.hpp>
+#include <phaseloop/detail/socket_api.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -37,6 +46,14 @@
 #include <utility>
 #include <vector>
 
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+
 namespace phaseloop {
 
 class mock_backend {
@@ -52,6 +69,9 @@ class mock_backend {
     std::string bytes;
     std::string address;  ///< the raw sockaddr bytes (empty: the connected peer)
   };
+
+  /// The virtual network's socket calls (the net modules use them on the mock).
+  static const detail::socket_api socket_table;
 
   mock_backend() = default;
   mock_backend(const mock_backend&) = delete;
@@ -167,6 +187,13 @@ class mock_backend {
         finish(*d.poll_op, std::make_error_code(std::errc::bad_file_descriptor), ready_ops_);
       fds_.erase(it);
     }
+    if (auto vs = sockets_.find(fd); vs != sockets_.end()) {
+      if (vs->second.peer != invalid_handle) {  // the peer reads to the end, then sees it
+        fds_[vs->second.peer].eof = true;
+        if (auto p = sockets_.find(vs->second.peer); p != sockets_.end()) p->second.peer = invalid_handle;
+      }
+      sockets_.erase(vs);
+    }
     closed_.push_back(fd);
     return {};
   }
@@ -225,7 +252,9 @@ class mock_backend {
   /// read's worth: a read never joins two chunks).
   void feed(native_handle fd, std::string_view bytes) {
     std::lock_guard lock(mutex_);
-    if (!bytes.empty()) fds_[fd].inbound.emplace_back(bytes);
+    if (bytes.empty()) return;
+    fds_[fd].inbound.emplace_back(bytes);
+    fds_[fd].inbound_bytes += bytes.size();
   }
 
   /// End of stream on `fd` once the fed bytes are read.
@@ -324,6 +353,7 @@ class mock_backend {
     std::deque<datagram> datagrams;
     std::deque<std::pair<op_kind, std::error_code>> failures;
     std::size_t write_budget = no_limit;
+    std::size_t inbound_bytes = 0;
     std::size_t stalls = 0;
     bool eof = false;
   };
@@ -393,6 +423,7 @@ class mock_backend {
           const std::size_t n = scatter(op, chunk);
           op.transferred = n;
           op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
+          d.inbound_bytes -= std::min(d.inbound_bytes, n);
           chunk.erase(0, n);
           if (chunk.empty()) d.inbound.pop_front();
         } else if (d.eof) {
@@ -422,9 +453,24 @@ class mock_backend {
       case op_kind::write:
       case op_kind::send: {
         const std::size_t total = op.buffer_bytes();
-        const std::size_t n = std::min(total - op.transferred, d.write_budget);
+        descriptor* peer = peer_of(fd);
+        std::size_t room = d.write_budget;
+        if (peer != nullptr) room = std::min(room, peer->inbound_bytes < socket_buffer ? socket_buffer - peer->inbound_bytes : 0);
+        else if (auto vs = sockets_.find(fd); vs != sockets_.end() && total != 0) {  // a virtual socket with no peer
+          q.pop_front();
+          finish(op, std::make_error_code(vs->second.connected ? std::errc::broken_pipe : std::errc::not_connected), done);
+          return true;
+        }
+        const std::size_t n = std::min(total - op.transferred, room);
         if (n == 0 && total != 0) return false;
-        gather(op, op.transferred, n, written_[fd]);
+        if (peer != nullptr) {
+          std::string chunk;
+          gather(op, op.transferred, n, chunk);
+          peer->inbound_bytes += chunk.size();
+          peer->inbound.push_back(std::move(chunk));
+        } else {
+          gather(op, op.transferred, n, written_[fd]);
+        }
         op.transferred += n;
         if (d.write_budget != no_limit) d.write_budget -= n;
         if (op.transferred < total) return false;
@@ -435,19 +481,215 @@ class mock_backend {
         gather(op, 0, op.buffer_bytes(), g.bytes);
         if (op.address != nullptr) g.address.assign(static_cast<const char*>(op.address), op.address_length);
         op.transferred = g.bytes.size();
+        if (auto vs = sockets_.find(fd); vs != sockets_.end()) {  // deliver on the virtual network
+          std::string to = g.address.empty() ? vs->second.peer_address : g.address;
+          ensure_bound(fd, vs->second);
+          if (native_handle dest = bound_to(to, false); dest != invalid_handle)
+            fds_[dest].datagrams.push_back(datagram{g.bytes, vs->second.local});
+        }
         sent_[fd].push_back(std::move(g));
         break;
       }
       case op_kind::shutdown:
         shut_down_.push_back(fd);
+        if (descriptor* peer = peer_of(fd)) peer->eof = true;
         break;
       case op_kind::connect:
+        if (auto vs = sockets_.find(fd); vs != sockets_.end()) {
+          std::string to(static_cast<const char*>(op.address), op.address_length);
+          if (vs->second.type == SOCK_DGRAM) {  // a connected datagram socket: just the default peer
+            vs->second.peer_address = to;
+            ensure_bound(fd, vs->second);
+            break;
+          }
+          const native_handle listener = bound_to(to, true);
+          if (listener == invalid_handle) {
+            q.pop_front();
+            finish(op, std::make_error_code(std::errc::connection_refused), done);
+            return true;
+          }
+          ensure_bound(fd, vs->second);
+          const native_handle accepted = next_fd_++;
+          virtual_socket& a = sockets_[accepted];
+          virtual_socket& c = sockets_[fd];
+          a.family = c.family;
+          a.type = c.type;
+          a.local = sockets_[listener].local;
+          a.peer = fd;
+          a.peer_address = c.local;
+          a.connected = true;
+          c.peer = accepted;
+          c.peer_address = a.local;
+          c.connected = true;
+          fds_[listener].connections.emplace_back(accepted, c.local);
+        }
+        break;
       default:
         break;
     }
     q.pop_front();
     finish(op, {}, done);
+    ++progress_count_;
     return true;
+  }
+
+  // ---- the virtual network
+
+  struct virtual_socket {
+    int family = 0;
+    int type = 0;
+    std::string local;         // bound (or assigned) address, raw sockaddr bytes
+    std::string peer_address;  // the connected peer's
+    native_handle peer = invalid_handle;
+    bool listening = false;
+    bool connected = false;
+  };
+  static constexpr std::size_t socket_buffer = 256 * 1024;
+
+  descriptor* peer_of(native_handle fd) {
+    auto vs = sockets_.find(fd);
+    if (vs == sockets_.end() || vs->second.peer == invalid_handle) return nullptr;
+    return &fds_[vs->second.peer];
+  }
+
+  static std::uint16_t port_of(const std::string& a) noexcept {  // IPv4 and IPv6 keep it at bytes 2-3
+    return a.size() >= 4 ? static_cast<std::uint16_t>((static_cast<unsigned char>(a[2]) << 8) |
+                                                      static_cast<unsigned char>(a[3]))
+                         : 0;
+  }
+  static void set_port(std::string& a, std::uint16_t port) noexcept {
+    a[2] = static_cast<char>(port >> 8);
+    a[3] = static_cast<char>(port & 0xff);
+  }
+  static int family_of(const std::string& a) noexcept {
+    if (a.size() < sizeof(sockaddr)) return a.empty() ? 0 : AF_UNIX;
+    sockaddr sa{};
+    std::memcpy(&sa, a.data(), sizeof sa);
+    return sa.sa_family;
+  }
+  static bool is_any(const std::string& a) noexcept {
+    const int f = family_of(a);
+    if (f == AF_INET) {
+      sockaddr_in sin{};
+      std::memcpy(&sin, a.data(), std::min(a.size(), sizeof sin));
+      return sin.sin_addr.s_addr == htonl(INADDR_ANY);
+    }
+    if (f == AF_INET6) {
+      sockaddr_in6 sin6{};
+      std::memcpy(&sin6, a.data(), std::min(a.size(), sizeof sin6));
+      static const in6_addr any = IN6ADDR_ANY_INIT;
+      return std::memcmp(&sin6.sin6_addr, &any, sizeof any) == 0;
+    }
+    return false;
+  }
+  static bool same_ip_address(const std::string& a, const std::string& b) noexcept {
+    const int f = family_of(a);
+    if (f != family_of(b)) return false;
+    if (f == AF_INET) {
+      sockaddr_in x{}, y{};
+      std::memcpy(&x, a.data(), std::min(a.size(), sizeof x));
+      std::memcpy(&y, b.data(), std::min(b.size(), sizeof y));
+      return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+    }
+    if (f == AF_INET6) {
+      sockaddr_in6 x{}, y{};
+      std::memcpy(&x, a.data(), std::min(a.size(), sizeof x));
+      std::memcpy(&y, b.data(), std::min(b.size(), sizeof y));
+      return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
+    }
+    return a == b;  // local sockets: the path bytes
+  }
+  // The socket bound to `to` (a listener when `listening`), or invalid_handle.
+  native_handle bound_to(const std::string& to, bool listening) const {
+    for (const auto& [fd, vs] : sockets_) {
+      if (listening != vs.listening || vs.local.empty() || (listening && vs.connected)) continue;
+      if (!listening && vs.type != SOCK_DGRAM) continue;
+      if (same_ip_address(vs.local, to)) return fd;
+      const int f = family_of(to);
+      if ((f == AF_INET || f == AF_INET6) && family_of(vs.local) == f && is_any(vs.local) &&
+          port_of(vs.local) == port_of(to))
+        return fd;
+    }
+    return invalid_handle;
+  }
+  // An unbound socket gets the loopback address of its family and a fresh port.
+  void ensure_bound(native_handle, virtual_socket& vs) {
+    if (!vs.local.empty()) return;
+    if (vs.family == AF_INET) {
+      sockaddr_in sin{};
+      sin.sin_family = AF_INET;
+      sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      sin.sin_port = htons(next_port_++);
+      vs.local.assign(reinterpret_cast<const char*>(&sin), sizeof sin);
+    } else if (vs.family == AF_INET6) {
+      sockaddr_in6 sin6{};
+      sin6.sin6_family = AF_INET6;
+      sin6.sin6_addr = in6addr_loopback;
+      sin6.sin6_port = htons(next_port_++);
+      vs.local.assign(reinterpret_cast<const char*>(&sin6), sizeof sin6);
+    }
+  }
+
+  std::error_code virtual_open(int family, int type, native_handle& out) {
+    std::lock_guard lock(mutex_);
+    out = next_fd_++;
+    virtual_socket& vs = sockets_[out];
+    vs.family = family;
+    vs.type = type & 0xff;  // without SOCK_NONBLOCK-style flags
+    return {};
+  }
+  std::error_code virtual_bind(native_handle fd, const void* address, std::uint32_t length) {
+    std::lock_guard lock(mutex_);
+    auto it = sockets_.find(fd);
+    if (it == sockets_.end()) return std::make_error_code(std::errc::not_a_socket);
+    std::string a(static_cast<const char*>(address), length);
+    const int f = family_of(a);
+    if ((f == AF_INET || f == AF_INET6) && port_of(a) == 0) set_port(a, next_port_++);
+    for (const auto& [other, vs] : sockets_)
+      if (other != fd && !vs.connected && same_ip_address(vs.local, a) && vs.type == it->second.type)
+        return std::make_error_code(std::errc::address_in_use);
+    it->second.local = std::move(a);
+    return {};
+  }
+  std::error_code virtual_listen(native_handle fd) {
+    std::lock_guard lock(mutex_);
+    auto it = sockets_.find(fd);
+    if (it == sockets_.end()) return std::make_error_code(std::errc::not_a_socket);
+    ensure_bound(fd, it->second);
+    it->second.listening = true;
+    return {};
+  }
+  std::error_code virtual_name(native_handle fd, bool peer, void* address, std::uint32_t& length) {
+    std::lock_guard lock(mutex_);
+    auto it = sockets_.find(fd);
+    if (it == sockets_.end()) return std::make_error_code(std::errc::not_a_socket);
+    const std::string& a = peer ? it->second.peer_address : it->second.local;
+    if (peer && a.empty()) return std::make_error_code(std::errc::not_connected);
+    const std::size_t n = std::min<std::size_t>(a.size(), length);
+    std::memcpy(address, a.data(), n);
+    length = static_cast<std::uint32_t>(n);
+    return {};
+  }
+  std::error_code virtual_try_write(native_handle fd, const io_buffer* buffers, std::uint32_t count,
+                                    std::size_t& written) {
+    std::lock_guard lock(mutex_);
+    written = 0;
+    descriptor* peer = peer_of(fd);
+    if (peer == nullptr) return std::make_error_code(std::errc::broken_pipe);
+    std::string chunk;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      const std::size_t room = socket_buffer > peer->inbound_bytes + chunk.size()
+                                   ? socket_buffer - peer->inbound_bytes - chunk.size()
+                                   : 0;
+      const std::size_t n = std::min(room, buffers[i].size);
+      chunk.append(static_cast<const char*>(buffers[i].data), n);
+      if (n < buffers[i].size) break;
+    }
+    if (chunk.empty()) return std::make_error_code(std::errc::resource_unavailable_try_again);
+    written = chunk.size();
+    peer->inbound_bytes += chunk.size();
+    peer->inbound.push_back(std::move(chunk));
+    return {};
   }
 
   // Complete whatever the script lets operations on fd do now.
@@ -462,7 +704,12 @@ class mock_backend {
   }
 
   void collect(op_queue& done) {
-    for (auto& [fd, d] : fds_) progress(fd, d, done);
+    // Until nothing moves: a write makes its peer's read possible.
+    for (bool moved = true; moved;) {
+      const std::uint64_t before = progress_count_;
+      for (auto& [fd, d] : fds_) progress(fd, d, done);
+      moved = progress_count_ != before;
+    }
     for (auto [fd, events] : std::exchange(ready_, {})) {
       auto it = fds_.find(fd);
       if (it == fds_.end() || it->second.poll_op == nullptr) continue;
@@ -493,12 +740,36 @@ class mock_backend {
   std::vector<native_handle> closed_;
   std::vector<native_handle> shut_down_;
   op_queue ready_ops_;  // completed outside a poll
+  std::map<native_handle, virtual_socket> sockets_;
+  native_handle next_fd_ = 1000;    // virtual descriptors
+  std::uint16_t next_port_ = 49152;  // ephemeral ports
+  std::uint64_t progress_count_ = 0;
   std::uint64_t submitted_[op_kind_count] = {};
   std::uint64_t polls_ = 0;
   bool woken_ = false;
   bool auto_advance_ = true;
   bool async_cancel_ = false;
   bool complete_at_submit_ = false;
+};
+
+inline constexpr detail::socket_api mock_backend::socket_table{
+    [](void* b, int family, int type, int, native_handle& out) {
+      return static_cast<mock_backend*>(b)->virtual_open(family, type, out);
+    },
+    [](void* b, native_handle fd, const void* address, std::uint32_t length) {
+      return static_cast<mock_backend*>(b)->virtual_bind(fd, address, length);
+    },
+    [](void* b, native_handle fd, int) { return static_cast<mock_backend*>(b)->virtual_listen(fd); },
+    [](void* b, native_handle fd, bool peer, void* address, std::uint32_t& length) {
+      return static_cast<mock_backend*>(b)->virtual_name(fd, peer, address, length);
+    },
+    [](void*, native_handle, int, int, const void*, std::uint32_t) { return std::error_code{}; },
+    [](void* b, native_handle fd, const io_buffer* buffers, std::uint32_t count, bool, std::size_t& written) {
+      return static_cast<mock_backend*>(b)->virtual_try_write(fd, buffers, count, written);
+    },
+    [](void*, native_handle, native_handle&) {},
+    [](void*) { return invalid_handle; },
+    [](void*, native_handle) { return std::error_code{}; },
 };
 
 static_assert(backend<mock_backend>);
