@@ -274,10 +274,14 @@ class loop_core {
     }
     if (op.owner != nullptr) ++op.owner->outstanding;
     if (op.state == op_state::completed) {
-      if (&op == dispatching_ && in_poll_phase_)
+      // Bounded, so a descriptor that never runs dry cannot hold the loop
+      // in one poll phase.
+      if (&op == dispatching_ && in_poll_phase_ && continued_ < max_continued) {
+        ++continued_;
         completed_.push_back(op);
-      else
+      } else {
         pending_.push_back(op);
+      }
     }
     return {};
   }
@@ -436,6 +440,7 @@ class loop_core {
   /// The poll phase's completions, in the order the backend reported them.
   void run_completions() {
     in_poll_phase_ = true;
+    continued_ = 0;
     struct reset {
       bool& flag;
       ~reset() { flag = false; }
@@ -524,7 +529,11 @@ class loop_core {
     return any_destroyed;
   }
 
+  /// Operations finished at submit that one poll phase runs itself.
+  static constexpr std::uint32_t max_continued = 4096;
+
   operation* dispatching_ = nullptr;  // the operation whose completion runs
+  std::uint32_t continued_ = 0;       // finished at submit and run in this poll phase
   bool in_poll_phase_ = false;
   op_queue completed_;  // from the backend, run in the poll phase
   op_queue pending_;    // finished at submit, and deferred callbacks: the pending phase

@@ -92,7 +92,9 @@ class reactor {
         if (d->readers.empty() && d->read_ready) {
           const posix::perform_result r = posix::perform(op);
           if (r != posix::perform_result::not_done) {
-            d->read_ready = r == posix::perform_result::done;
+            // An error says nothing is ready (accept's EMFILE comes whether
+            // or not a connection waits): wait for readiness next time.
+            d->read_ready = r == posix::perform_result::done && !op.error;
             op.state = op_state::completed;
             return {};
           }
@@ -331,7 +333,7 @@ class reactor {
       if (r == posix::perform_result::not_done) return false;
       queue.remove(*op);
       finish(*op, completed);
-      if (r == posix::perform_result::done_exhausted) return false;
+      if (r == posix::perform_result::done_exhausted || op->error) return false;
       ready = true;
     }
     return ready;

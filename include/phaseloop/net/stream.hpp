@@ -295,9 +295,7 @@ struct stream_ops {
                     unique_function<void(std::error_code)> cb) {
     if (r.destroyed || r.end_called) {
       const std::error_code ec = make_error_code(errc::write_after_end);
-      if (cb) {
-        r.loop->defer([cb = std::move(cb), ec]() mutable { cb(ec); });
-      }
+      if (cb) r.loop->next_tick([cb = std::move(cb), ec]() mutable { cb(ec); });  // Node: in a tick
       return false;
     }
     write_request& q = r.loop->service<stream_service>().take_request();
@@ -834,7 +832,7 @@ class socket {
   }
   bool fail_closed(write_callback cb) {
     if (cb && loop_ != nullptr) {
-      loop_->defer([cb = std::move(cb)]() mutable { cb(make_error_code(errc::write_after_end)); });
+      loop_->next_tick([cb = std::move(cb)]() mutable { cb(make_error_code(errc::write_after_end)); });
     }
     return false;
   }
