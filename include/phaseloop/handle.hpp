@@ -141,3 +141,7 @@ class basic_handle : public handle {
 };
 
 }  // namespace phaseloop
+
+// handle::close needs the loop core; included last so that either header may
+// come first.
+#include <phaseloop/loop_core.hpp>

@@ -37,13 +37,11 @@ struct mock_pair {
 struct mock_sync_case {
   using backend_type = mock_backend;
   static constexpr bool real = false;
-  static constexpr const char* name = "mock";
   static void setup(mock_backend&) {}
 };
 struct mock_async_case {
   using backend_type = mock_backend;
   static constexpr bool real = false;
-  static constexpr const char* name = "mock, completion-style cancel";
   static void setup(mock_backend& b) { b.set_async_cancel(true); }
 };
 
