@@ -475,7 +475,7 @@ TEMPLATE_TEST_CASE("net: a server out of descriptors sheds connections without s
         hogs.clear();
         auto c = net::connect(loop, where);
         c.on_connect([c]() mutable { c.write("ping"); });
-        c.on_data([&, c](std::span<const std::byte> d) mutable {
+        c.on_data([&](std::span<const std::byte> d) {
           if (std::string(reinterpret_cast<const char*>(d.data()), d.size()) == "ping") ++served;
         });
         c.on_close([&](bool) { server.close(); });

@@ -158,7 +158,7 @@ class address {
   /// unknown family or a length that does not fit gives an empty address.
   static address from_raw(const void* data, std::uint32_t length) noexcept {
     address a;
-    if (length < sizeof(sa_family_t) || length > sizeof a.storage_) return a;
+    if (length < sizeof(decltype(sockaddr::sa_family)) || length > sizeof a.storage_) return a;
     a.assign(data, length);
     if (a.family() == address_family::none) a = address{};
     return a;

@@ -92,14 +92,20 @@ inline socket connect(loop_core& loop, std::string host, std::uint16_t port, con
   struct lookup_state {
     std::string host;
     int family;
-    std::vector<dns::lookup_address> found;
+    std::vector<std::string> found;  // numeric addresses, in the resolver's order
     std::error_code error;
   };
   auto state = std::make_shared<lookup_state>(lookup_state{std::move(host), options.family, {}, {}});
   loop.queue_work(
       [state] {
         try {
-          state->error = dns::detail::do_lookup(state->host, dns::lookup_options{state->family, true, 0}, state->found);
+#if defined(_WIN32)
+          state->error = std::make_error_code(std::errc::operation_not_supported);  // no dns module yet
+#else
+          std::vector<dns::lookup_address> found;
+          state->error = dns::detail::do_lookup(state->host, dns::lookup_options{state->family, true, 0}, found);
+          for (dns::lookup_address& a : found) state->found.push_back(std::move(a.address));
+#endif
         } catch (...) {
           state->error = std::make_error_code(std::errc::not_enough_memory);
         }
@@ -112,9 +118,9 @@ inline socket connect(loop_core& loop, std::string host, std::uint16_t port, con
           stream_ops::fail(*rec, ec);
           return;
         }
-        for (const dns::lookup_address& a : state->found) {
+        for (const std::string& numeric : state->found) {
           address parsed;
-          if (!address::parse_ip(a.address, port, parsed)) rec->candidates.push_back(parsed);
+          if (!address::parse_ip(numeric, port, parsed)) rec->candidates.push_back(parsed);
         }
         stream_ops::connect_next(*rec);
       },
