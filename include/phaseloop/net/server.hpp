@@ -3,8 +3,8 @@
 // Like a socket it lives until closed and net::server is a reference to it.
 //
 //   auto server = net::create_server(loop, [](net::socket s) { ... });
-//   server.listen(net::address::loopback_ipv4(8080));   // or listen_unix(path)
-//   server.address();                                  // the bound address (port 0: the one chosen)
+//   server.listen(net::address::loopback_ipv4(8080));   // or net::address::unix_path(path)
+//   server.local_address();                            // the bound address (port 0: the one chosen)
 //   server.close([] { /* every accepted connection has closed */ });
 //
 // When accept runs out of descriptors (EMFILE, ENFILE) the server neither

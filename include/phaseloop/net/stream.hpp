@@ -713,7 +713,7 @@ class socket {
     auto* r = ref_.get();
     return r != nullptr && !r->reading;
   }
-  /// Whether the end of the peer's stream is reached, or its own end() was called.
+  /// Whether the socket is open and the peer has not ended its side (more data may come).
   [[nodiscard]] bool readable() const noexcept {
     auto* r = ref_.get();
     return r != nullptr && !r->destroyed && !r->read_ended;
