@@ -242,6 +242,9 @@ class basic_loop : public loop_core {
 
   /// The loop's cached time in milliseconds: read from the clock once per
   /// iteration (at its first use) and after poll, then constant until updated.
+  /// On real backends it counts from an arbitrary monotonic origin (compare
+  /// two readings, never a reading with wall-clock time); on the mock it
+  /// counts virtual time from 0.
   [[nodiscard]] std::chrono::milliseconds now() const noexcept {
     if (time_stale_) update_time();
     return std::chrono::milliseconds(now_);

@@ -53,6 +53,20 @@ cmake -S "$root" -B "$b/headers-clang" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUIL
   -DPHASELOOP_INSTALL=OFF -DPHASELOOP_VERIFY_HEADERS=ON >/dev/null
 cmake --build "$b/headers-clang" -j "$jobs"
 
+echo "--- README's install commands on a machine without the test packages"
+# Catch2, Boost and Google Benchmark hidden: configure still succeeds at top
+# level, says what it skipped, and installs the same tree.
+nodeps=$(cmake -S "$root" -B "$b/no-test-deps" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
+  -DCMAKE_DISABLE_FIND_PACKAGE_Catch2=ON -DCMAKE_DISABLE_FIND_PACKAGE_Boost=ON \
+  -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=ON 2>&1) || fail "configure without the test packages failed: $nodeps"
+grep -q "the tests need Catch2" <<<"$nodeps" || fail "configure without Catch2 did not say the tests are skipped"
+grep -q "the benchmarks need Google Benchmark" <<<"$nodeps" || fail "configure without Google Benchmark did not say so"
+cmake --install "$b/no-test-deps" --prefix "$b/no-test-deps-prefix" >/dev/null
+diff -r "$b/staging/include" "$b/no-test-deps-prefix/include" >/dev/null || fail "the install without test packages differs"
+if cmake -S "$root" -B "$b/no-test-deps-required" -DPHASELOOP_REQUIRE_TEST_DEPS=ON \
+     -DCMAKE_DISABLE_FIND_PACKAGE_Catch2=ON >/dev/null 2>&1; then
+  fail "PHASELOOP_REQUIRE_TEST_DEPS accepted a missing Catch2"
+fi
 echo "--- the installed tree is exactly the headers, the CMake package and phaseloop.pc"
 (cd "$root/include" && find phaseloop -type f -name '*.hpp' | sed 's|^|include/|'
  printf '%s\n' share/phaseloop/phaseloopConfig.cmake share/phaseloop/phaseloopConfigVersion.cmake \

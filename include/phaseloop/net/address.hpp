@@ -22,6 +22,11 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <afunix.h>
+#include <iphlpapi.h>  // if_nametoindex
+#if defined(_MSC_VER)
+#pragma comment(lib, "ws2_32.lib")
+#pragma comment(lib, "iphlpapi.lib")
+#endif
 #else
 #include <arpa/inet.h>
 #include <net/if.h>
