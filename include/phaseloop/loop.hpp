@@ -282,6 +282,22 @@ class basic_loop : public loop_core {
     return start_timer(std::forward<F>(cb), delay, true);
   }
 
+  /// Run `cb(self)` once after `delay`, `self` being this timer's handle (as
+  /// libuv passes the timer), so the callback can refresh, unref or clear it.
+  template <class F, class Rep, class Period>
+    requires(!std::is_invocable_v<std::decay_t<F>&> && std::is_invocable_v<std::decay_t<F>&, timer_handle&>)
+  timer_handle set_timeout(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return start_timer(with_own_handle(std::forward<F>(cb)), delay, false);
+  }
+
+  /// Run `cb(self)` every `delay` until cleared: `clear_interval(self)` from
+  /// inside needs no variable declared beforehand.
+  template <class F, class Rep, class Period>
+    requires(!std::is_invocable_v<std::decay_t<F>&> && std::is_invocable_v<std::decay_t<F>&, timer_handle&>)
+  timer_handle set_interval(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return start_timer(with_own_handle(std::forward<F>(cb)), delay, true);
+  }
+
   /// Cancel a timer; safe on fired, cleared and default-constructed handles.
   void clear_timeout(const timer_handle& t) {
     if (timer_record* r = t.record()) clear_timer(*r);
@@ -405,6 +421,17 @@ class basic_loop : public loop_core {
     return timer_handle(this, index, r.generation);
   }
 
+  // Only the loop pointer joins the callable, so a small callback still fits
+  // the timer record's inline storage; the firing record says which timer it is.
+  template <class F>
+  auto with_own_handle(F&& cb) {
+    return [fn = std::decay_t<F>(std::forward<F>(cb)), self = this]() mutable {
+      timer_record* r = self->running_timer_.record;
+      timer_handle handle(self, r->slot_index(), r->generation);
+      fn(handle);
+    };
+  }
+
   template <class Rep, class Period>
   static std::uint32_t clamp_delay(std::chrono::duration<Rep, Period> delay) noexcept {
     if constexpr (std::is_floating_point_v<Rep>) {
@@ -469,7 +496,7 @@ class basic_loop : public loop_core {
 
   void run_timers() {
     if (timer_store_.size() == 0) return;
-    const std::uint64_t phase_now = now().count();
+    const auto phase_now = static_cast<std::uint64_t>(now().count());  // now_ again: never negative
     while (typename TimerStore::node* n = timer_store_.pop_expired(phase_now))
       fire(static_cast<timer_record&>(*n));
   }

@@ -799,3 +799,26 @@ TEMPLATE_TEST_CASE("callback captures are destroyed exactly once: inline, trivia
   CHECK(*token == 100 * 4);
   CHECK(token.use_count() == 1);
 }
+
+TEMPLATE_TEST_CASE("a timer callback may take its own handle: an interval clears itself, a timeout refreshes itself",
+                   "[core][timers]", PHASELOOP_TEST_MOCK_LOOPS) {
+  TestType loop;
+  std::vector<long long> fired;
+  int ticks = 0;
+  loop.set_interval([&](auto& self) {
+    fired.push_back(loop.now().count());
+    if (++ticks == 3) loop.clear_interval(self);
+  }, milliseconds(10));
+  bool refreshed = false;
+  const auto timeout = loop.set_timeout([&](auto& self) {
+    fired.push_back(1000 + loop.now().count());
+    if (!refreshed) {
+      refreshed = true;
+      self.refresh();  // fires once more, 25 ms from now
+    }
+  }, milliseconds(25));
+  loop.run();
+  CHECK(fired == std::vector<long long>{10, 20, 1025, 30, 1050});
+  CHECK(ticks == 3);
+  CHECK_FALSE(timeout.active());
+}
