@@ -58,7 +58,17 @@ enum class errc {
   overflow,          ///< EAI_OVERFLOW: a result did not fit
 };
 
+// clang's -Wweak-vtables cannot be met by a header-only library: no source
+// file can hold an out-of-line virtual function, so every translation unit
+// emits the vtable (the linker keeps one). Silenced for this class alone.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wweak-vtables"
+#endif
 class error_category final : public std::error_category {
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
  public:
   [[nodiscard]] const char* name() const noexcept override { return "phaseloop.dns"; }
   [[nodiscard]] std::string message(int value) const override {
@@ -80,8 +90,7 @@ class error_category final : public std::error_category {
 };
 
 inline const std::error_category& category() noexcept {
-  static const error_category instance;
-  return instance;
+  return phaseloop::detail::immortal<error_category>();
 }
 
 inline std::error_code make_error_code(errc e) noexcept {

@@ -29,6 +29,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -44,7 +45,27 @@ enum class errc {
 
 namespace detail {
 
+/// The one T, made on first use and never destroyed: no exit-time
+/// destructor, and an error category outlives every error code that refers
+/// to it, even in other static objects' destructors.
+template <class T>
+const T& immortal() noexcept {
+  alignas(T) static unsigned char storage[sizeof(T)];
+  static const T* const instance = ::new (static_cast<void*>(storage)) T();
+  return *instance;
+}
+
+// clang's -Wweak-vtables cannot be met by a header-only library: no source
+// file can hold an out-of-line virtual function, so every translation unit
+// emits the vtable (the linker keeps one). Silenced for this class alone.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wweak-vtables"
+#endif
 class phaseloop_error_category final : public std::error_category {
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
  public:
   [[nodiscard]] const char* name() const noexcept override { return "phaseloop"; }
   [[nodiscard]] std::string message(int value) const override {
@@ -67,8 +88,7 @@ class phaseloop_error_category final : public std::error_category {
 
 /// The "phaseloop" error category, of phaseloop::errc.
 inline const std::error_category& error_category() noexcept {
-  static const detail::phaseloop_error_category instance;
-  return instance;
+  return detail::immortal<detail::phaseloop_error_category>();
 }
 
 /// phaseloop::errc as a std::error_code (found by argument-dependent lookup).

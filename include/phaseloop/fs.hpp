@@ -32,6 +32,7 @@
 #if !defined(_WIN32)
 
 #include <phaseloop/detail/blocking_call.hpp>
+#include <phaseloop/detail/posix/system.hpp>
 #include <phaseloop/inbox.hpp>
 #include <phaseloop/promise.hpp>
 
@@ -204,8 +205,8 @@ inline struct timespec to_timespec(std::chrono::system_clock::time_point t) noex
     --sec;
   }
   struct timespec ts{};
-  ts.tv_sec = static_cast<time_t>(sec);
-  ts.tv_nsec = static_cast<long>(rem);
+  ts.tv_sec = phaseloop::detail::posix::sys_cast<time_t>(sec);
+  ts.tv_nsec = phaseloop::detail::posix::sys_cast<decltype(ts.tv_nsec)>(rem);  // long, or long long on x32
   return ts;
 }
 
@@ -243,13 +244,13 @@ inline std::error_code do_stat(int dirfd, const char* path, bool follow, stats& 
   if (*path == '\0') flags |= AT_EMPTY_PATH;
   if (::statx(dirfd, path, flags, STATX_BASIC_STATS | STATX_BTIME, &stx) == 0) {
     out = stats{};
-    out.dev = static_cast<std::uint64_t>(makedev(stx.stx_dev_major, stx.stx_dev_minor));
+    out.dev = phaseloop::detail::posix::sys_cast<std::uint64_t>(makedev(stx.stx_dev_major, stx.stx_dev_minor));
     out.ino = stx.stx_ino;
     out.mode = stx.stx_mode;
     out.nlink = stx.stx_nlink;
     out.uid = stx.stx_uid;
     out.gid = stx.stx_gid;
-    out.rdev = static_cast<std::uint64_t>(makedev(stx.stx_rdev_major, stx.stx_rdev_minor));
+    out.rdev = phaseloop::detail::posix::sys_cast<std::uint64_t>(makedev(stx.stx_rdev_major, stx.stx_rdev_minor));
     out.size = stx.stx_size;
     out.blksize = stx.stx_blksize;
     out.blocks = stx.stx_blocks;
@@ -277,7 +278,7 @@ inline std::error_code do_open(const std::string& path, int flags, unsigned mode
   fd = -1;
   if (bad_path(path) || flags == -1) return invalid_argument();  // -1: unknown Node flags
   do {
-    fd = ::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
+    fd = ::open(path.c_str(), flags | O_CLOEXEC, phaseloop::detail::posix::sys_cast<mode_t>(mode));
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     fd = -1;
@@ -298,7 +299,7 @@ inline std::error_code do_read(int fd, std::span<std::byte> buffer, std::int64_t
   ssize_t r;
   do {
     r = position < 0 ? ::read(fd, buffer.data(), buffer.size())
-                     : ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(position));
+                     : ::pread(fd, buffer.data(), buffer.size(), phaseloop::detail::posix::sys_cast<off_t>(position));
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     n = 0;
@@ -314,7 +315,7 @@ inline std::error_code do_write(int fd, std::span<const std::byte> buffer, std::
   ssize_t r;
   do {
     r = position < 0 ? ::write(fd, buffer.data(), buffer.size())
-                     : ::pwrite(fd, buffer.data(), buffer.size(), static_cast<off_t>(position));
+                     : ::pwrite(fd, buffer.data(), buffer.size(), phaseloop::detail::posix::sys_cast<off_t>(position));
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     n = 0;

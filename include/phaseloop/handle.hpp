@@ -23,7 +23,7 @@ namespace phaseloop {
 struct handle_record : detail::list_hook {
   loop_core* loop = nullptr;
   handle* owner = nullptr;  ///< the RAII handle holding the record; null once closed or orphaned
-  callback on_close;
+  callback close_callback;  ///< close()'s callback, run in the close phase
   /// The module's stop step: deactivate and cancel what the handle has
   /// started (close() calls it first). May be null.
   void (*stop)(handle_record&) = nullptr;

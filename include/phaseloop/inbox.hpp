@@ -38,10 +38,10 @@ class inbox {
   inbox& operator=(const inbox&) = delete;
 
   /// Thread-safe: queue a callback for the loop's poll phase.
-  void post(detail::unique_function<void()> callback) {
+  void post(detail::unique_function<void()> fn) {
     {
-      std::lock_guard lock(mutex_);
-      posted_.push_back(std::move(callback));
+      std::lock_guard<std::mutex> lock(mutex_);
+      posted_.push_back(std::move(fn));
     }
     signal();
   }
@@ -49,7 +49,7 @@ class inbox {
   /// Thread-safe: hand a finished (or cancelled) request back to the loop.
   void deliver(work_request& request) noexcept {
     {
-      std::lock_guard lock(mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       request.next = nullptr;
       (done_tail_ != nullptr ? done_tail_->next : done_head_) = &request;
       done_tail_ = &request;
@@ -64,7 +64,7 @@ class inbox {
   /// vectors swap, so their capacity is reused batch after batch.
   work_request* take(std::vector<detail::unique_function<void()>>& posted) noexcept {
     signaled_.store(false, std::memory_order_release);
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     posted.swap(posted_);
     work_request* done = std::exchange(done_head_, nullptr);
     done_tail_ = nullptr;

@@ -76,7 +76,17 @@ struct loop_services {
 };
 
 // ---- pools of module records, one per record type
+// clang's -Wweak-vtables cannot be met by a header-only library: no source
+// file can hold an out-of-line virtual function, so every translation unit
+// emits the vtable (the linker keeps one). Silenced for this class alone.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wweak-vtables"
+#endif
 struct record_pool_base {
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
   record_pool_base() = default;
   record_pool_base(const record_pool_base&) = delete;
   record_pool_base& operator=(const record_pool_base&) = delete;
@@ -94,10 +104,26 @@ inline std::size_t next_record_type() noexcept {
   static std::atomic<std::size_t> next{0};
   return next.fetch_add(1, std::memory_order_relaxed);
 }
+/// A dense number per record (or service) type, taken on first use: a
+/// function-local static, so no global constructor runs for it and a loop
+/// made during static initialization still sees distinct numbers.
 template <class R>
-inline const std::size_t record_type = next_record_type();
+inline std::size_t record_type() noexcept {
+  static const std::size_t type = next_record_type();
+  return type;
+}
 
+// clang's -Wweak-vtables cannot be met by a header-only library: no source
+// file can hold an out-of-line virtual function, so every translation unit
+// emits the vtable (the linker keeps one). Silenced for this class alone.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wweak-vtables"
+#endif
 struct service_base {
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
   service_base() = default;
   service_base(const service_base&) = delete;
   service_base& operator=(const service_base&) = delete;
@@ -251,7 +277,7 @@ class loop_core {
       r.owner->record_ = nullptr;
       r.owner = nullptr;
     }
-    r.on_close = std::move(on_close);
+    r.close_callback = std::move(on_close);
     r.pass = pass_;
     ++closing_count_;
     closing_.push_back(r);
@@ -356,7 +382,7 @@ class loop_core {
   /// on first use, destroyed with the loop after every handle record).
   template <class S>
   S& service() {
-    const std::size_t type = detail::record_type<S>;
+    const std::size_t type = detail::record_type<S>();
     if (type >= loop_services_.size()) loop_services_.resize(type + 1);
     if (!loop_services_[type]) loop_services_[type] = std::make_unique<detail::service_holder<S>>(*this);
     return static_cast<detail::service_holder<S>&>(*loop_services_[type]).value;
@@ -471,7 +497,7 @@ class loop_core {
       if (r.pass == pass || r.outstanding != 0) return;
       closing_.remove(r);
       --closing_count_;
-      callback on_close = std::move(r.on_close);
+      callback on_close = std::move(r.close_callback);
       {
         struct release {  // even when the module's last events throw
           handle_record& r;
@@ -545,7 +571,7 @@ class loop_core {
 
   template <class R>
   detail::record_pool<R>& pool_for() {
-    const std::size_t type = detail::record_type<R>;
+    const std::size_t type = detail::record_type<R>();
     if (type >= pools_.size()) pools_.resize(type + 1);
     if (!pools_[type]) pools_[type] = std::make_unique<detail::record_pool<R>>();
     return static_cast<detail::record_pool<R>&>(*pools_[type]);

@@ -23,6 +23,7 @@
 #include <phaseloop/fs.hpp>
 #include <phaseloop/dns.hpp>
 #include <phaseloop/net.hpp>
+#include <phaseloop/dgram.hpp>
 
 namespace phaseloop {
 

@@ -20,6 +20,8 @@
 
 #if !defined(_WIN32)
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -678,3 +680,41 @@ TEMPLATE_TEST_CASE("net: SO_REUSEPORT lets one loop per thread serve one port", 
   CHECK(busy >= 2);  // the kernel spread the connections over the loops
 }
 #endif
+
+TEMPLATE_TEST_CASE("net: no_delay in connect options holds whatever on_connect is set later; an opened TCP descriptor is TCP",
+                   "[net]", PHASELOOP_TEST_REAL_IO_LOOPS) {
+  TestType loop;
+  deadline(loop);
+  auto server = echo_server(loop);
+  auto nodelay = [](native_handle fd) {
+    int on = -1;
+    socklen_t length = sizeof on;
+    ::getsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &on, &length);
+    return on;
+  };
+  int seen = -1;
+  auto c = net::connect(loop, server.local_address(), {.no_delay = true});
+  c.on_connect([&] {  // set after connect(), as users write it
+    seen = nodelay(c.native());
+    c.destroy();
+  });
+  c.on_close([&](bool) { server.close(); });
+  loop.run();
+  CHECK(seen != 0);
+  CHECK(seen != -1);
+
+  // A connected TCP descriptor handed to socket::open takes TCP's options.
+  auto server2 = echo_server(loop);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  const auto where = server2.local_address();
+  REQUIRE(::connect(fd, where.data(), where.size()) == 0);
+  std::error_code ec;
+  auto opened = net::socket::open(loop, fd, ec, true);
+  REQUIRE_FALSE(ec);
+  CHECK_FALSE(opened.set_no_delay(true));
+  CHECK(nodelay(opened.native()) != 0);
+  opened.destroy();
+  server2.close();
+  loop.run();
+}

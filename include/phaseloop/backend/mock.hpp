@@ -20,7 +20,10 @@
 // backend (one loop's), where a connect to a listening address is accepted
 // and what one end sends the other receives, with a 256 KiB buffer per
 // direction (backpressure), shutdown as the peer's end of stream, and a
-// connect to an address nobody listens on refused (ECONNREFUSED).
+// connect to an address nobody listens on refused (ECONNREFUSED). A datagram
+// goes to the datagram socket bound to its address (a connected one takes
+// only its peer's; one to nobody is dropped), sent from the loopback address
+// when the sender is bound to the wildcard.
 //
 // Completions arrive at the next poll (or, with set_complete_at_submit,
 // during submit where they can, as a readiness backend's writes do); cancel
@@ -80,7 +83,7 @@ class mock_backend {
   // --- the backend contract ---------------------------------------------
 
   [[nodiscard]] std::chrono::milliseconds now() const noexcept {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     return now_;
   }
   /// Virtual nanoseconds; wraps past 2^63 ns (about 2^43 ms of virtual
@@ -93,7 +96,7 @@ class mock_backend {
   std::error_code submit(operation& op) {
     if (!supports(op.kind)) return std::make_error_code(std::errc::operation_not_supported);
     if (op.fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     descriptor& d = fds_[op.fd];
     op.flags = static_cast<std::uint8_t>(op.flags & ~op_flag::more);
     if (op.kind == op_kind::poll) {
@@ -118,7 +121,7 @@ class mock_backend {
   }
 
   bool cancel(operation& op) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     auto it = fds_.find(op.fd);
     bool held = false;
     if (it != fds_.end()) {
@@ -140,7 +143,7 @@ class mock_backend {
   }
 
   void poll(std::chrono::milliseconds timeout, op_queue& completed) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     ++polls_;
     op_queue done;
     done.splice_back(ready_ops_);
@@ -168,14 +171,14 @@ class mock_backend {
 
   void wakeup() {
     {
-      std::lock_guard lock(mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       woken_ = true;
     }
     wakeup_cv_.notify_one();
   }
 
   std::error_code close(native_handle fd) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
     auto it = fds_.find(fd);
     if (it != fds_.end()) {
@@ -202,20 +205,20 @@ class mock_backend {
 
   /// Move the virtual clock forward.
   void advance(std::chrono::milliseconds by) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (by > std::chrono::milliseconds::zero()) now_ += by;
   }
 
   /// Set the virtual clock; it never moves backwards.
   void set_time(std::chrono::milliseconds to) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (to > now_) now_ = to;
   }
 
   /// Whether a blocking poll jumps the clock to its timeout (default) or
   /// returns at once, leaving time to the test.
   void set_auto_advance(bool on) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     auto_advance_ = on;
   }
 
@@ -225,7 +228,7 @@ class mock_backend {
   /// and poll do) or, as io_uring and IOCP do, keeps it until the next poll
   /// completes it with operation_canceled.
   void set_async_cancel(bool on) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     async_cancel_ = on;
   }
 
@@ -233,7 +236,7 @@ class mock_backend {
   /// a readiness backend's write to an idle socket does (default: no, every
   /// completion arrives at the next poll).
   void set_complete_at_submit(bool on) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     complete_at_submit_ = on;
   }
 
@@ -242,7 +245,7 @@ class mock_backend {
   /// Make `fd` report `events` to its poll operation at the next poll (thread-safe).
   void inject(native_handle fd, io_events events) {
     {
-      std::lock_guard lock(mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       ready_.emplace_back(fd, events);
     }
     wakeup_cv_.notify_one();
@@ -251,7 +254,7 @@ class mock_backend {
   /// Bytes the next read or receive on `fd` returns (each chunk at most one
   /// read's worth: a read never joins two chunks).
   void feed(native_handle fd, std::string_view bytes) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (bytes.empty()) return;
     fds_[fd].inbound.emplace_back(bytes);
     fds_[fd].inbound_bytes += bytes.size();
@@ -259,32 +262,32 @@ class mock_backend {
 
   /// End of stream on `fd` once the fed bytes are read.
   void feed_eof(native_handle fd) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     fds_[fd].eof = true;
   }
 
   /// A connection for the next accept on `listener`: the descriptor it
   /// returns, and the peer's raw sockaddr bytes.
   void feed_connection(native_handle listener, native_handle accepted, std::string address = {}) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     fds_[listener].connections.emplace_back(accepted, std::move(address));
   }
 
   /// A datagram for the next recvfrom on `fd`.
   void feed_datagram(native_handle fd, std::string_view bytes, std::string address = {}) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     fds_[fd].datagrams.push_back(datagram{std::string(bytes), std::move(address)});
   }
 
   /// The next operation of `kind` on `fd` completes with `error`.
   void fail(native_handle fd, op_kind kind, std::error_code error) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     fds_[fd].failures.emplace_back(kind, error);
   }
 
   /// The next `count` progress checks on `fd` find nothing (spurious wakeups: EAGAIN).
   void stall(native_handle fd, std::size_t count = 1) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     fds_[fd].stalls += count;
   }
 
@@ -292,19 +295,19 @@ class mock_backend {
   /// completes only once all its bytes went). no_limit lifts it.
   static constexpr std::size_t no_limit = static_cast<std::size_t>(-1);
   void limit_writes(native_handle fd, std::size_t bytes) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     fds_[fd].write_budget = bytes;
   }
 
   /// Everything written or sent on `fd` so far (then cleared).
   std::string take_written(native_handle fd) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     return std::exchange(written_[fd], {});
   }
 
   /// Datagrams sent from `fd` so far (then cleared).
   std::vector<datagram> take_sent(native_handle fd) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     return std::exchange(sent_[fd], {});
   }
 
@@ -312,7 +315,7 @@ class mock_backend {
 
   /// Whether an operation is submitted on `fd`.
   [[nodiscard]] bool watching(native_handle fd) const {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     auto it = fds_.find(fd);
     if (it == fds_.end()) return false;
     const descriptor& d = it->second;
@@ -321,25 +324,25 @@ class mock_backend {
 
   /// Operations of `kind` submitted so far.
   [[nodiscard]] std::uint64_t submitted(op_kind kind) const {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     return submitted_[static_cast<std::size_t>(kind)];
   }
 
   /// Descriptors closed through the backend, in order.
   [[nodiscard]] std::vector<native_handle> closed() const {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     return closed_;
   }
 
   /// Descriptors shut down for writing (the peer sees the end of stream).
   [[nodiscard]] bool shut_down(native_handle fd) const {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     return std::find(shut_down_.begin(), shut_down_.end(), fd) != shut_down_.end();
   }
 
   /// How many times the loop polled.
   [[nodiscard]] std::uint64_t polls() const {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     return polls_;
   }
 
@@ -484,8 +487,9 @@ class mock_backend {
         if (auto vs = sockets_.find(fd); vs != sockets_.end()) {  // deliver on the virtual network
           std::string to = g.address.empty() ? vs->second.peer_address : g.address;
           ensure_bound(fd, vs->second);
-          if (native_handle dest = bound_to(to, false); dest != invalid_handle)
-            fds_[dest].datagrams.push_back(datagram{g.bytes, vs->second.local});
+          const std::string from = source_of(vs->second.local);
+          if (native_handle dest = bound_to(to, false); dest != invalid_handle && accepts_from(dest, from))
+            fds_[dest].datagrams.push_back(datagram{g.bytes, from});
         }
         sent_[fd].push_back(std::move(g));
         break;
@@ -498,8 +502,13 @@ class mock_backend {
         if (auto vs = sockets_.find(fd); vs != sockets_.end()) {
           std::string to(static_cast<const char*>(op.address), op.address_length);
           if (vs->second.type == SOCK_DGRAM) {  // a connected datagram socket: just the default peer
+            if (family_of(to) == AF_UNSPEC) {  // AF_UNSPEC dissolves the association
+              vs->second.peer_address.clear();
+              break;
+            }
             vs->second.peer_address = to;
             ensure_bound(fd, vs->second);
+            vs->second.local = source_of(vs->second.local);  // as the kernel, connect picks the local address
             break;
           }
           const native_handle listener = bound_to(to, true);
@@ -524,7 +533,13 @@ class mock_backend {
           fds_[listener].connections.emplace_back(accepted, c.local);
         }
         break;
-      default:
+      case op_kind::poll:  // a watch sits in descriptor::poll_op, never in a queue
+      case op_kind::file_open:  // the file kinds are not supported (submit refuses them)
+      case op_kind::file_close:
+      case op_kind::file_read:
+      case op_kind::file_write:
+      case op_kind::file_fsync:
+      case op_kind::file_stat:
         break;
     }
     q.pop_front();
@@ -612,6 +627,29 @@ class mock_backend {
     }
     return invalid_handle;
   }
+  // Datagrams: the address a socket bound to the wildcard sends from (its
+  // family's loopback address, its port), and whether a connected datagram
+  // socket takes a datagram (only from its peer).
+  static std::string source_of(std::string local) {
+    if (!is_any(local)) return local;
+    if (family_of(local) == AF_INET && local.size() >= sizeof(sockaddr_in)) {
+      sockaddr_in sin{};
+      std::memcpy(&sin, local.data(), sizeof sin);
+      sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      std::memcpy(local.data(), &sin, sizeof sin);
+    } else if (family_of(local) == AF_INET6 && local.size() >= sizeof(sockaddr_in6)) {
+      sockaddr_in6 sin6{};
+      std::memcpy(&sin6, local.data(), sizeof sin6);
+      sin6.sin6_addr = in6addr_loopback;
+      std::memcpy(local.data(), &sin6, sizeof sin6);
+    }
+    return local;
+  }
+  bool accepts_from(native_handle dest, const std::string& from) const {
+    auto it = sockets_.find(dest);
+    return it == sockets_.end() || it->second.peer_address.empty() || same_ip_address(it->second.peer_address, from);
+  }
+
   // An unbound socket gets the loopback address of its family and a fresh port.
   void ensure_bound(native_handle, virtual_socket& vs) {
     if (!vs.local.empty()) return;
@@ -631,7 +669,7 @@ class mock_backend {
   }
 
   std::error_code virtual_open(int family, int type, native_handle& out) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     out = next_fd_++;
     virtual_socket& vs = sockets_[out];
     vs.family = family;
@@ -639,7 +677,7 @@ class mock_backend {
     return {};
   }
   std::error_code virtual_bind(native_handle fd, const void* address, std::uint32_t length) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     auto it = sockets_.find(fd);
     if (it == sockets_.end()) return std::make_error_code(std::errc::not_a_socket);
     std::string a(static_cast<const char*>(address), length);
@@ -652,7 +690,7 @@ class mock_backend {
     return {};
   }
   std::error_code virtual_listen(native_handle fd) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     auto it = sockets_.find(fd);
     if (it == sockets_.end()) return std::make_error_code(std::errc::not_a_socket);
     ensure_bound(fd, it->second);
@@ -660,7 +698,7 @@ class mock_backend {
     return {};
   }
   std::error_code virtual_name(native_handle fd, bool peer, void* address, std::uint32_t& length) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     auto it = sockets_.find(fd);
     if (it == sockets_.end()) return std::make_error_code(std::errc::not_a_socket);
     const std::string& a = peer ? it->second.peer_address : it->second.local;
@@ -672,7 +710,7 @@ class mock_backend {
   }
   std::error_code virtual_try_write(native_handle fd, const io_buffer* buffers, std::uint32_t count,
                                     std::size_t& written) {
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     written = 0;
     descriptor* peer = peer_of(fd);
     if (peer == nullptr) return std::make_error_code(std::errc::broken_pipe);
@@ -727,7 +765,11 @@ class mock_backend {
     }
   }
 
+#if defined(MSG_TRUNC)
+  static constexpr int MSG_TRUNC_value = MSG_TRUNC;
+#else
   static constexpr int MSG_TRUNC_value = 0x20;  // MSG_TRUNC on Linux and the BSDs
+#endif
 
   mutable std::mutex mutex_;
   std::condition_variable wakeup_cv_;

@@ -85,7 +85,7 @@ class poll_poller {
     int wait_ms = -1;
     if (timeout >= std::chrono::milliseconds::zero())
       wait_ms = timeout.count() > INT_MAX ? INT_MAX : static_cast<int>(timeout.count());
-    int n = ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), wait_ms);
+    int n = ::poll(fds_.data(), detail::posix::sys_cast<nfds_t>(fds_.size()), wait_ms);
     std::size_t count = 0;
     for (std::size_t i = 0; i < fds_.size() && n > 0; ++i) {
       pollfd& p = fds_[i];

@@ -66,7 +66,7 @@ class reactor {
   [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
   }
 
   std::error_code submit(operation& op) {
@@ -207,8 +207,15 @@ class reactor {
       case op_kind::write:
       case op_kind::send:
       case op_kind::sendto: return side::write;
-      default: return side::now;
+      case op_kind::shutdown:
+      case op_kind::file_open:
+      case op_kind::file_close:
+      case op_kind::file_read:
+      case op_kind::file_write:
+      case op_kind::file_fsync:
+      case op_kind::file_stat: break;
     }
+    return side::now;
   }
 
   struct descriptor {

@@ -91,7 +91,7 @@ class thread_pool_executor {
 
   ~thread_pool_executor() {
     {
-      std::lock_guard lock(mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
     }
     wake_.notify_all();
@@ -124,7 +124,7 @@ class thread_pool_executor {
   std::error_code cancel(work_request& r) noexcept {
     const auto busy = std::make_error_code(std::errc::device_or_resource_busy);
     if (r.state.load(std::memory_order_acquire) != queued) return busy;
-    std::lock_guard lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (r.state.load(std::memory_order_relaxed) != queued) return busy;
     bool removed = (r.kind == work_kind::slow ? slow_ : fast_).remove(r);
     if (!removed) {
@@ -228,7 +228,7 @@ class thread_pool_executor {
     // sees what the caller pushed before calling.
     if (waking_.load(std::memory_order_seq_cst)) return;
     {
-      std::lock_guard lock(mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       if (sleepers_ == 0 || waking_.load(std::memory_order_seq_cst)) return;
       waking_.store(true, std::memory_order_seq_cst);
     }
@@ -289,7 +289,7 @@ class thread_pool_executor {
   }
 
   void worker() {
-    std::unique_lock lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       if (stopping_) return;
       bool slow = false;

@@ -148,6 +148,7 @@ struct stream_record : handle_record {
   bool need_drain = false;
   bool allow_half_open = false;
   bool is_socket = true;
+  bool no_delay_on_connect = false;  // connect_options::no_delay, applied once connected
   // events
   callback on_connect;
   unique_function<void(std::span<const std::byte>)> on_data;
@@ -575,6 +576,9 @@ struct stream_ops {
     r.connecting = false;
     r.connected = true;
     if (r.connect_timer.generation != 0) r.loop->clear_timer(std::exchange(r.connect_timer, {}));
+#if defined(TCP_NODELAY)
+    if (r.no_delay_on_connect) (void)r.loop->sockets().set_option(r.fd, IPPROTO_TCP, TCP_NODELAY, 1);
+#endif
     const record_ref<stream_record> ref(r);
     if (r.on_connect) r.loop->invoke(r.on_connect);
     if (ref.get() == nullptr || r.destroyed) return;
@@ -814,6 +818,10 @@ class socket {
     loop.activate(r);
     r.connected = true;
     socket s(r);
+    if (is_socket) {  // a TCP descriptor is a TCP socket (set_no_delay, keep-alive apply)
+      const address_family family = s.local_address().family();
+      if (family == address_family::ipv4 || family == address_family::ipv6) r.kind = detail::stream_kind::tcp;
+    }
     loop.defer([ref = s.ref_] {  // reading starts once the caller has set its handlers
       if (auto* rec = ref.get()) detail::stream_ops::maybe_read(*rec);
     });

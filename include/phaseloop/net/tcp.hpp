@@ -46,17 +46,7 @@ inline void arm(phaseloop::detail::stream_record& r, const connect_options& opti
         },
         options.timeout);
   }
-  if (options.no_delay) {
-    auto prev = std::move(r.on_connect);
-    r.on_connect = [ref = record_ref<phaseloop::detail::stream_record>(r), prev = std::move(prev)]() mutable {
-      if (auto* s = ref.get()) {
-#if defined(TCP_NODELAY)
-        (void)s->loop->sockets().set_option(s->fd, IPPROTO_TCP, TCP_NODELAY, 1);
-#endif
-      }
-      if (prev) prev();
-    };
-  }
+  r.no_delay_on_connect = options.no_delay;
 }
 }  // namespace detail_connect
 
@@ -118,9 +108,9 @@ inline socket connect(loop_core& loop, std::string host, std::uint16_t port, con
           stream_ops::fail(*rec, ec);
           return;
         }
-        for (const std::string& numeric : state->found) {
+        for (const std::string& ip : state->found) {
           address parsed;
-          if (!address::parse_ip(numeric, port, parsed)) rec->candidates.push_back(parsed);
+          if (!address::parse_ip(ip, port, parsed)) rec->candidates.push_back(parsed);
         }
         stream_ops::connect_next(*rec);
       },

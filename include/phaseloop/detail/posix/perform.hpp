@@ -108,7 +108,7 @@ inline perform_result perform(operation& op) noexcept {
       msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(gather(op, iov, 64));
       if (op.kind == op_kind::recvfrom) {
         msg.msg_name = op.address;
-        msg.msg_namelen = static_cast<socklen_t>(op.address_length);
+        msg.msg_namelen = sys_cast<socklen_t>(op.address_length);
       }
       const int flags = op.kind == op_kind::recv ? op.msg_flags : 0;
       const ssize_t r = retry([&] { return ::recvmsg(fd, &msg, flags); });
@@ -120,7 +120,7 @@ inline perform_result perform(operation& op) noexcept {
       // One datagram per call: the socket may hold more, whatever the size.
       op.transferred = static_cast<std::size_t>(r);
       op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
-      op.address_length = static_cast<std::uint32_t>(msg.msg_namelen);
+      op.address_length = sys_cast<std::uint32_t>(msg.msg_namelen);
       op.msg_flags = msg.msg_flags;
       op.error = {};
       return perform_result::done;
@@ -138,7 +138,7 @@ inline perform_result perform(operation& op) noexcept {
       msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(gather(op, iov, max_iov));
       if (op.kind == op_kind::sendto && op.address != nullptr) {
         msg.msg_name = op.address;
-        msg.msg_namelen = static_cast<socklen_t>(op.address_length);
+        msg.msg_namelen = sys_cast<socklen_t>(op.address_length);
       }
       const ssize_t r = retry([&] { return ::sendmsg(fd, &msg, op.msg_flags | no_sigpipe_flag); });
       if (op.kind == op_kind::sendto) {  // a datagram goes whole or not at all
@@ -153,7 +153,7 @@ inline perform_result perform(operation& op) noexcept {
       return finish_write(op, r);
     }
     case op_kind::accept: {
-      socklen_t length = static_cast<socklen_t>(op.address_length);
+      socklen_t length = sys_cast<socklen_t>(op.address_length);
       int s = -1;
       const std::error_code ec =
           accept_socket(fd, static_cast<sockaddr*>(op.address), op.address != nullptr ? &length : nullptr, s);
@@ -164,14 +164,14 @@ inline perform_result perform(operation& op) noexcept {
         return finish_with(op, ec);
       }
       op.accepted = s;
-      op.address_length = op.address != nullptr ? static_cast<std::uint32_t>(length) : 0;
+      op.address_length = op.address != nullptr ? sys_cast<std::uint32_t>(length) : 0;
       op.error = {};
       return perform_result::done;
     }
     case op_kind::connect: {
       if ((op.flags & connect_started) == 0) {
         op.flags = static_cast<std::uint8_t>(op.flags | connect_started);
-        if (::connect(fd, static_cast<const sockaddr*>(op.address), static_cast<socklen_t>(op.address_length)) == 0)
+        if (::connect(fd, static_cast<const sockaddr*>(op.address), sys_cast<socklen_t>(op.address_length)) == 0)
           return finish_with(op, {});
         // EINTR: the connection goes on asynchronously, as with EINPROGRESS.
         if (errno == EINPROGRESS || errno == EINTR) return perform_result::not_done;
@@ -182,9 +182,16 @@ inline perform_result perform(operation& op) noexcept {
     case op_kind::shutdown:
       if (::shutdown(fd, op.msg_flags) != 0) return finish_with(op, errno_code());
       return finish_with(op, {});
-    default:
-      return finish_with(op, std::make_error_code(std::errc::operation_not_supported));
+    case op_kind::poll:  // the reactor reports readiness itself, it never performs a watch
+    case op_kind::file_open:
+    case op_kind::file_close:
+    case op_kind::file_read:
+    case op_kind::file_write:
+    case op_kind::file_fsync:
+    case op_kind::file_stat:
+      break;
   }
+  return finish_with(op, std::make_error_code(std::errc::operation_not_supported));
 }
 
 }  // namespace phaseloop::detail::posix

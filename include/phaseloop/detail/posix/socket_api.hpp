@@ -31,7 +31,7 @@ inline constexpr socket_api system_socket_api{
         return ec;
       },
       [](void*, native_handle fd, const void* address, std::uint32_t length) -> std::error_code {
-        if (::bind(as_fd(fd), static_cast<const sockaddr*>(address), static_cast<socklen_t>(length)) != 0)
+        if (::bind(as_fd(fd), static_cast<const sockaddr*>(address), sys_cast<socklen_t>(length)) != 0)
           return errno_code();
         return {};
       },
@@ -40,15 +40,15 @@ inline constexpr socket_api system_socket_api{
         return {};
       },
       [](void*, native_handle fd, bool peer, void* address, std::uint32_t& length) -> std::error_code {
-        auto len = static_cast<socklen_t>(length);
+        auto len = sys_cast<socklen_t>(length);
         const int r = peer ? ::getpeername(as_fd(fd), static_cast<sockaddr*>(address), &len)
                            : ::getsockname(as_fd(fd), static_cast<sockaddr*>(address), &len);
         if (r != 0) return errno_code();
-        length = static_cast<std::uint32_t>(len);
+        length = sys_cast<std::uint32_t>(len);
         return {};
       },
       [](void*, native_handle fd, int level, int option, const void* value, std::uint32_t length) -> std::error_code {
-        if (::setsockopt(as_fd(fd), level, option, value, static_cast<socklen_t>(length)) != 0) return errno_code();
+        if (::setsockopt(as_fd(fd), level, option, value, sys_cast<socklen_t>(length)) != 0) return errno_code();
         return {};
       },
       [](void*, native_handle fd, const io_buffer* buffers, std::uint32_t count, bool socket,

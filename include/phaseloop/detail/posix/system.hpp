@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include <fcntl.h>
@@ -16,6 +17,17 @@ namespace phaseloop::detail::posix {
 /// errno (or `e`) as an error_code in the system category, which on POSIX
 /// compares equal to the std::errc values.
 inline std::error_code errno_code(int e = errno) noexcept { return {e, std::system_category()}; }
+
+/// An intended conversion to or from an integer typedef of the system
+/// (socklen_t, nfds_t, time_t, off_t, mode_t, dev_t), whose width and
+/// signedness differ between systems: the very type on one (where a
+/// static_cast would be useless: g++ -Wuseless-cast), a narrowing or a change
+/// of sign on another. The caller guarantees the value fits.
+template <class To, class From>
+constexpr To sys_cast(From value) noexcept {
+  static_assert(std::is_integral_v<To> && std::is_integral_v<From>, "sys_cast converts integers");
+  return static_cast<To>(value);
+}
 
 /// Whether errno says "try again later" (EAGAIN or EWOULDBLOCK).
 inline bool would_block(int e) noexcept {
