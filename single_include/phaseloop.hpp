@@ -3392,73 +3392,22 @@ class basic_loop : public loop_core {
 //   auto p = loop.resolved(1).then([](int v) { return v + 1; });     // Promise.resolve(1).then(...)
 //   promise<int> q(loop, [](auto resolve, auto reject) { resolve(42); });   // new Promise(...)
 //   auto [s, resolve] = loop.make_promise<std::string>();            // Promise.withResolvers()
-//   all(loop, {p, q}); all(loop, std::vector{p, q}); all(p, s); all_settled, any, race  // the combinators
+//   all(loop, {p, q}); all_settled, any, race                        // the combinators
 //
 //   promise<int> add_later(test_loop& loop, int a) {                 // an async function
 //     co_await loop.delay(10ms);                                     // await
 //     co_return a + 1;
 //   }
 //
-// The jobs are ECMAScript's: every reaction is one microtask (queued with
-// loop_core::queue_microtask, so it runs in the checkpoint after the current
-// callback, after the nextTick queue); then-chains interleave one step per
-// microtask; a handler (or a resolver, or a co_return) that gives a promise
-// adopts it with the two extra jobs JavaScript uses (the resolve-thenable job,
-// then the reaction on the adopted promise); a handler that throws rejects the
-// derived promise; settling twice is a no-op. A coroutine returning promise<T>
-// runs synchronously up to its first co_await; `co_await p` resumes one
-// microtask after p settles (modern await: one job, also when p is already
-// settled) and rethrows a rejection; an exception leaving the body rejects the
-// coroutine's promise.
-//
-// Handlers. then(f) / then(f, r): f takes the value (T&, or nothing); r takes
-// a std::exception_ptr, nothing, or one exception type (`const
-// std::system_error&`: other rejections pass through, a C++ extension). A
-// handler returns a value, nothing (void), or a promise to adopt. catch_(r)
-// (alias fail) and finally(f) are JavaScript's catch and finally, with the
-// same jobs. A value is shared by every reaction: handlers get it as T&,
-// co_await returns a copy (a move-only T is moved to whoever takes it first).
-//
-// Rejections are std::exception_ptr. An I/O failure std::error_code ec becomes
-// std::system_error(ec). A promise still rejected with no handler when a
-// checkpoint's queues are empty goes to loop.on_unhandled_rejection(handler);
-// with no handler, to the uncaught-exception path (loop.on_uncaught_exception,
-// else run() throws), as Node >= 15 does. (The check runs as the loop's
-// drain hook, loop_core::set_drain_hook: setting another hook replaces it.)
-//
-// Promise forms of I/O (for module authors). make_promise<T>() gives a
-// promise and its resolver<T> (in generic code, make_promise<T>(loop) saves
-// writing loop.template make_promise<T>()): a copyable one-pointer handle that
-// fits any callback's inline buffer and is itself an err-first callback:
-//
-//   template <class Loop>
-//   promise<std::string> read_file(Loop& loop, std::string path) {
-//     auto [p, r] = make_promise<std::string>(loop);
-//     read_file(loop, std::move(path), r);  // r(ec, text): rejects with
-//     return p;                             // std::system_error(ec) when ec
-//   }                                       // is set, else resolves with text
-//
-// r(ec, value) is r.settle(ec, value); resolver<void> takes r(ec). Also
-// r.resolve(value), r.resolve(other_promise), r.reject(exception_ptr |
-// std::error_code | exception object). Settle on the loop's thread (from
-// another thread, go through loop.post).
-//
-// Lifetimes. promise<T> is a reference-counted handle to a shared state that
-// queues its reactions on the state's loop. A coroutine suspended on a
-// promise is owned by that promise's reaction (or by the queued job that will
-// resume it); destroying the loop destroys every queued job, every pending
-// reaction and every suspended coroutine frame (so cycles such as a coroutine
-// awaiting a promise it holds are freed too). Promises the program still holds
-// outlive the loop only as inert handles: do not settle or chain them after
-// the loop is gone. A coroutine finds its loop among its arguments (a loop
-// reference or pointer), else it uses the newest live loop constructed on the
-// calling thread (so construct and destroy a loop on the same thread).
-//
-// Compiler note: GCC 12 miscompiles a lambda with non-trivial captures (a
-// std::string by copy, say) written inside a co_await expression, in any
-// coroutine (its destructor frees memory it does not own). Bind the promise
-// to a local first: `auto p = x.then([s] {...}); co_await p;`.
+// The jobs, handlers, rejections, the promise forms of I/O for module authors,
+// lifetimes and a GCC 12 note: docs/promises.md.
 
+// #include <phaseloop/version.hpp>  (inlined above)
+// #include <phaseloop/promise/core.hpp>
+// promise<T>: JavaScript promises on a phaseloop loop with ECMAScript's exact
+// job ordering. This header is the promise, its resolver and the loop's promise
+// forms (resolved, rejected, make_promise, delay, immediate); promise.hpp adds
+// coroutines and the combinators. How it behaves: docs/promises.md.
 // #include <phaseloop/version.hpp>  (inlined above)
 // #include <phaseloop/detail/invoke.hpp>
 // detail::invoke: std::invoke without <functional>.
@@ -3522,7 +3471,6 @@ constexpr decltype(auto) invoke(F&& f, A&&... args) noexcept(std::is_nothrow_inv
 #include <utility>
 #include <variant>
 #include <vector>
-
 namespace phaseloop {
 
 template <class T>
@@ -4580,6 +4528,84 @@ std::pair<promise<T>, resolver<T>> make_promise(loop_core& loop) {
   promise<T> p = detail::promise_access::wrap<T>(n);
   return {std::move(p), resolver<T>(detail::node_ptr<detail::state<T>>::share(n))};
 }
+// ------------------------------------------------- the loop's promise forms
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+template <class V>
+promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::resolved(V&& value) {
+  static_assert(!detail::is_promise_v<V>, "phaseloop: resolved(p) of a promise is p itself");
+  return detail::make_resolved<std::decay_t<V>>(*this, std::forward<V>(value));
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+promise<void> basic_loop<Backend, TimerStore, Executor>::resolved() {
+  return detail::make_resolved<void>(*this);
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+template <class T, class E>
+promise<T> basic_loop<Backend, TimerStore, Executor>::rejected(E&& error) {
+  return detail::make_rejected<T>(*this, detail::to_exception_ptr(std::forward<E>(error)));
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+template <class T>
+std::pair<promise<T>, resolver<T>> basic_loop<Backend, TimerStore, Executor>::make_promise() {
+  return phaseloop::make_promise<T>(*this);
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+template <class Rep, class Period>
+promise<void> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::duration<Rep, Period> after) {
+  auto made = phaseloop::make_promise<void>(*this);
+  set_timeout([r = std::move(made.second)] { r.resolve(); }, after);
+  return std::move(made.first);
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+template <class Rep, class Period, class V>
+promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::duration<Rep, Period> after,
+                                                                          V&& value) {
+  using T = std::decay_t<V>;
+  auto made = phaseloop::make_promise<T>(*this);
+  set_timeout([r = std::move(made.second), v = T(std::forward<V>(value))]() mutable { r.resolve(std::move(v)); },
+              after);
+  return std::move(made.first);
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+promise<void> basic_loop<Backend, TimerStore, Executor>::immediate() {
+  auto made = phaseloop::make_promise<void>(*this);
+  set_immediate([r = std::move(made.second)] { r.resolve(); });
+  return std::move(made.first);
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+template <class V>
+promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::immediate(V&& value) {
+  using T = std::decay_t<V>;
+  auto made = phaseloop::make_promise<T>(*this);
+  set_immediate([r = std::move(made.second), v = T(std::forward<V>(value))]() mutable { r.resolve(std::move(v)); });
+  return std::move(made.first);
+}
+
+}  // namespace phaseloop
+// end of <phaseloop/promise/core.hpp>
+// #include <phaseloop/promise/coroutine.hpp>
+// Coroutines as async functions: a function returning promise<T> is a
+// coroutine; `co_await p` resumes one microtask after p settles and rethrows a
+// rejection; an exception leaving the body rejects its promise
+// (docs/promises.md).
+
+// #include <phaseloop/version.hpp>  (inlined above)
+// #include <phaseloop/promise/core.hpp>  (inlined above)
+
+#include <coroutine>
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+namespace phaseloop {
 
 // ----------------------------------------------------------- coroutines
 
@@ -4691,6 +4717,28 @@ class awaiter : reaction {
 };
 
 }  // namespace detail
+
+}  // namespace phaseloop
+// end of <phaseloop/promise/coroutine.hpp>
+// #include <phaseloop/promise/combinators.hpp>
+// JavaScript's promise combinators: all, all_settled, any and race, over a
+// braced list, a vector or promises given one by one (docs/promises.md).
+
+// #include <phaseloop/version.hpp>  (inlined above)
+// #include <phaseloop/promise/core.hpp>  (inlined above)
+
+#include <cstddef>
+#include <exception>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace phaseloop {
 
 // ------------------------------------------------------------ combinators
 
@@ -4941,68 +4989,8 @@ promise<T> race(promise<T> first, Ts... rest) {
   return race(loop, std::vector<promise<T>>{std::move(first), std::move(rest)...});
 }
 
-// ------------------------------------------------- the loop's promise forms
-
-template <backend Backend, timer_store TimerStore, executor Executor>
-template <class V>
-promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::resolved(V&& value) {
-  static_assert(!detail::is_promise_v<V>, "phaseloop: resolved(p) of a promise is p itself");
-  return detail::make_resolved<std::decay_t<V>>(*this, std::forward<V>(value));
-}
-
-template <backend Backend, timer_store TimerStore, executor Executor>
-promise<void> basic_loop<Backend, TimerStore, Executor>::resolved() {
-  return detail::make_resolved<void>(*this);
-}
-
-template <backend Backend, timer_store TimerStore, executor Executor>
-template <class T, class E>
-promise<T> basic_loop<Backend, TimerStore, Executor>::rejected(E&& error) {
-  return detail::make_rejected<T>(*this, detail::to_exception_ptr(std::forward<E>(error)));
-}
-
-template <backend Backend, timer_store TimerStore, executor Executor>
-template <class T>
-std::pair<promise<T>, resolver<T>> basic_loop<Backend, TimerStore, Executor>::make_promise() {
-  return phaseloop::make_promise<T>(*this);
-}
-
-template <backend Backend, timer_store TimerStore, executor Executor>
-template <class Rep, class Period>
-promise<void> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::duration<Rep, Period> after) {
-  auto made = phaseloop::make_promise<void>(*this);
-  set_timeout([r = std::move(made.second)] { r.resolve(); }, after);
-  return std::move(made.first);
-}
-
-template <backend Backend, timer_store TimerStore, executor Executor>
-template <class Rep, class Period, class V>
-promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::duration<Rep, Period> after,
-                                                                          V&& value) {
-  using T = std::decay_t<V>;
-  auto made = phaseloop::make_promise<T>(*this);
-  set_timeout([r = std::move(made.second), v = T(std::forward<V>(value))]() mutable { r.resolve(std::move(v)); },
-              after);
-  return std::move(made.first);
-}
-
-template <backend Backend, timer_store TimerStore, executor Executor>
-promise<void> basic_loop<Backend, TimerStore, Executor>::immediate() {
-  auto made = phaseloop::make_promise<void>(*this);
-  set_immediate([r = std::move(made.second)] { r.resolve(); });
-  return std::move(made.first);
-}
-
-template <backend Backend, timer_store TimerStore, executor Executor>
-template <class V>
-promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::immediate(V&& value) {
-  using T = std::decay_t<V>;
-  auto made = phaseloop::make_promise<T>(*this);
-  set_immediate([r = std::move(made.second), v = T(std::forward<V>(value))]() mutable { r.resolve(std::move(v)); });
-  return std::move(made.first);
-}
-
 }  // namespace phaseloop
+// end of <phaseloop/promise/combinators.hpp>
 // end of <phaseloop/promise.hpp>
 // #include <phaseloop/timers/heap.hpp>
 // heap_timers: a 4-ary min-heap keyed by (due, insertion number). Keys are
@@ -5124,43 +5112,9 @@ static_assert(timer_store<heap_timers>);
 // #include <phaseloop/timers/wheel.hpp>
 // wheel_timers: a hierarchical timing wheel keyed by due time, ties in
 // insertion order, with O(1) insert and erase, exact order and an exact
-// next_due().
-//
-// Layout. Eight levels: level 0 has 4096 one-millisecond slots (bits 0..11
-// of the due time), levels 1..7 have 256 slots each (bits 12..19, 20..27, ...,
-// 60..63). Level k slot s holds timers whose due time agrees with the wheel's
-// position `cur` on every bit above level k and has digit s at level k. A
-// timer's level is therefore the digit of the highest bit where due and cur
-// differ, so all 64 bits of due are covered without loss of precision and a
-// timer is never "wrapped around": the occupied slots of a level all lie
-// ahead of cur's digit, every level-k timer fires before every level-(k+1)
-// timer, and the earliest timer is in the lowest occupied slot of the lowest
-// occupied level (a few bit scans). The wide level 0 keeps the short timeouts
-// of a typical program (up to seconds) out of cascades altogether.
-//
-// Order. A level-0 slot holds timers of one due time only. Each slot is a
-// list in insertion order (an insert appends), and a cascade (re-placing a
-// higher slot's timers relative to the new position when the position
-// reaches that slot) appends into slots that are empty at that moment, so
-// order survives any number of cascades: ties on due fire in insertion
-// order, exactly like the heap. So the wheel needs no sequence numbers.
-//
-// Time. The position only moves in pop_expired, never past `now`, directly to
-// the next occupied slot (no per-millisecond ticks), and to `now` itself when
-// nothing is due, so a loop idling for hours or starting at 2^53 ms costs
-// nothing. next_due() is the exact earliest due time: for a level-0 slot it is
-// the slot's time; for a higher slot it is a per-slot minimum (and how many
-// timers share it) kept on insert and erase. Once the last timer at the
-// minimum is erased, the next next_due() rescans that slot if it is short
-// (64 timers or fewer) or else builds a min-heap of its due times once, kept
-// until the slot cascades, so clearing far timers from the front (idle
-// timeouts refreshed in order) costs O(log slot) instead of a rescan per
-// poll; that one slot is the only place where a wheel operation is not O(1).
-// Timers inserted with due < cur (never by the loop, which always inserts
-// after `now`) go to a small sorted overdue list that fires first.
-//
-// Memory: about 70 KiB of slots, allocated at the first insert, plus the
-// (reused) heap of the indexed slot; per timer, the 28-byte node.
+// next_due(). Eight levels (4096 one-millisecond slots, then 256 per level),
+// no per-millisecond ticks, cascades that keep insertion order; the layout,
+// the order argument and the costs are in docs/timer-wheel.md.
 
 // #include <phaseloop/version.hpp>  (inlined above)
 // #include <phaseloop/concepts.hpp>  (inlined above)

@@ -1,43 +1,9 @@
 #pragma once
 // wheel_timers: a hierarchical timing wheel keyed by due time, ties in
 // insertion order, with O(1) insert and erase, exact order and an exact
-// next_due().
-//
-// Layout. Eight levels: level 0 has 4096 one-millisecond slots (bits 0..11
-// of the due time), levels 1..7 have 256 slots each (bits 12..19, 20..27, ...,
-// 60..63). Level k slot s holds timers whose due time agrees with the wheel's
-// position `cur` on every bit above level k and has digit s at level k. A
-// timer's level is therefore the digit of the highest bit where due and cur
-// differ, so all 64 bits of due are covered without loss of precision and a
-// timer is never "wrapped around": the occupied slots of a level all lie
-// ahead of cur's digit, every level-k timer fires before every level-(k+1)
-// timer, and the earliest timer is in the lowest occupied slot of the lowest
-// occupied level (a few bit scans). The wide level 0 keeps the short timeouts
-// of a typical program (up to seconds) out of cascades altogether.
-//
-// Order. A level-0 slot holds timers of one due time only. Each slot is a
-// list in insertion order (an insert appends), and a cascade (re-placing a
-// higher slot's timers relative to the new position when the position
-// reaches that slot) appends into slots that are empty at that moment, so
-// order survives any number of cascades: ties on due fire in insertion
-// order, exactly like the heap. So the wheel needs no sequence numbers.
-//
-// Time. The position only moves in pop_expired, never past `now`, directly to
-// the next occupied slot (no per-millisecond ticks), and to `now` itself when
-// nothing is due, so a loop idling for hours or starting at 2^53 ms costs
-// nothing. next_due() is the exact earliest due time: for a level-0 slot it is
-// the slot's time; for a higher slot it is a per-slot minimum (and how many
-// timers share it) kept on insert and erase. Once the last timer at the
-// minimum is erased, the next next_due() rescans that slot if it is short
-// (64 timers or fewer) or else builds a min-heap of its due times once, kept
-// until the slot cascades, so clearing far timers from the front (idle
-// timeouts refreshed in order) costs O(log slot) instead of a rescan per
-// poll; that one slot is the only place where a wheel operation is not O(1).
-// Timers inserted with due < cur (never by the loop, which always inserts
-// after `now`) go to a small sorted overdue list that fires first.
-//
-// Memory: about 70 KiB of slots, allocated at the first insert, plus the
-// (reused) heap of the indexed slot; per timer, the 28-byte node.
+// next_due(). Eight levels (4096 one-millisecond slots, then 256 per level),
+// no per-millisecond ticks, cascades that keep insertion order; the layout,
+// the order argument and the costs are in docs/timer-wheel.md.
 
 #include <phaseloop/version.hpp>
 #include <phaseloop/concepts.hpp>
