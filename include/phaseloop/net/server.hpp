@@ -141,7 +141,10 @@ struct server_ops {
     r.loop->activate(s);
     net::socket sock(s);
     if (r.on_connection) {
-      r.loop->invoke(r.on_connection, sock);
+      // Moved out while it runs: a handler that replaces itself stays alive.
+      auto fn = std::move(r.on_connection);
+      r.loop->invoke(fn, sock);
+      if (server_record* live = ref.get(); live != nullptr && !live->on_connection) live->on_connection = std::move(fn);
     } else if (!r.waiting.empty()) {
       s.reading = false;  // an awaited socket starts paused: read() or resume() starts it
       resolver<net::socket> w = std::move(r.waiting.front());

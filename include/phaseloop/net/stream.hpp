@@ -244,13 +244,22 @@ struct stream_ops {
     maybe_read(r);
   }
 
+  // Runs an event handler moved out of its slot, so a handler that replaces
+  // itself (s.on_data(other) from inside on_data) does not destroy the
+  // callable that is running; it goes back unless a new one was set meanwhile.
+  template <class Slot, class... Args>
+  static void emit(stream_record& r, Slot stream_record::*slot, Args&&... args) {
+    if (!(r.*slot)) return;
+    const record_ref<stream_record> ref(r);
+    Slot fn = std::move(r.*slot);
+    r.loop->invoke(fn, std::forward<Args>(args)...);
+    if (stream_record* s = ref.get(); s != nullptr && !(s->*slot)) s->*slot = std::move(fn);
+  }
+
   static void emit_data(stream_record& r, const std::byte* data, std::size_t n) {
     r.bytes_read += n;
     touch(r);
-    if (r.on_data) {
-      auto& fn = r.on_data;
-      r.loop->invoke(fn, std::span<const std::byte>(data, n));
-    }
+    emit(r, &stream_record::on_data, std::span<const std::byte>(data, n));
   }
 
   static void read_done(operation& op) {
@@ -283,7 +292,7 @@ struct stream_ops {
   static void on_eof(stream_record& r) {
     r.read_ended = true;
     const record_ref<stream_record> ref(r);
-    if (r.on_end) r.loop->invoke(r.on_end);
+    emit(r, &stream_record::on_end);
     if (ref.get() == nullptr || r.destroyed) return;
     if (!r.allow_half_open) end(r);
     maybe_close(r);
@@ -410,7 +419,7 @@ struct stream_ops {
     }
     if (s->need_drain) {
       s->need_drain = false;
-      if (s->on_drain) s->loop->invoke(s->on_drain);
+      emit(*s, &stream_record::on_drain);
       if ((s = ref.get()) == nullptr || s->destroyed || s->queue_head != nullptr || s->batch_head != nullptr)
         return;
     }
@@ -451,7 +460,7 @@ struct stream_ops {
     }
     r.write_ended = true;
     const record_ref<stream_record> ref(r);
-    if (r.on_finish) r.loop->invoke(r.on_finish);
+    emit(r, &stream_record::on_finish);
     if (ref.get() == nullptr || r.destroyed) return;
     if (!r.is_socket) {
       destroy(r, {});
@@ -476,7 +485,7 @@ struct stream_ops {
     if (ec) {
       r.loop->next_tick([ref = record_ref<stream_record>(r), ec] {
         stream_record* s = ref.get();
-        if (s != nullptr && s->on_error) s->loop->invoke(s->on_error, ec);
+        if (s != nullptr) emit(*s, &stream_record::on_error, ec);
       });
     }
     r.loop->close_handle(r, {});
@@ -580,7 +589,7 @@ struct stream_ops {
     if (r.no_delay_on_connect) (void)r.loop->sockets().set_option(r.fd, IPPROTO_TCP, TCP_NODELAY, 1);
 #endif
     const record_ref<stream_record> ref(r);
-    if (r.on_connect) r.loop->invoke(r.on_connect);
+    emit(r, &stream_record::on_connect);
     if (ref.get() == nullptr || r.destroyed) return;
     touch(r);
     flush(r);
@@ -602,7 +611,7 @@ struct stream_ops {
         [ref = record_ref<stream_record>(r)] {
           stream_record* s = ref.get();
           if (s == nullptr || s->destroyed) return;
-          if (s->on_timeout) s->loop->invoke(s->on_timeout);
+          emit(*s, &stream_record::on_timeout);
         },
         after, true);
     r.loop->set_timer_ref(r.idle_timer, false);  // a timeout alone does not keep the loop alive
