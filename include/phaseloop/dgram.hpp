@@ -48,9 +48,10 @@
 #include <utility>
 #include <vector>
 
-#if !defined(_WIN32)
-#include <phaseloop/detail/posix/socket_api.hpp>
+#include <phaseloop/detail/posix/socket_api.hpp>  // guards its own POSIX code
 #include <phaseloop/detail/posix/system.hpp>
+
+#if !defined(_WIN32)
 
 #include <netinet/in.h>
 #include <sys/socket.h>

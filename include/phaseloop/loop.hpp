@@ -16,10 +16,8 @@
 #include <phaseloop/phase_handles.hpp>
 #include <phaseloop/poll.hpp>
 #include <phaseloop/timers.hpp>
-#if !defined(_WIN32)
-#include <phaseloop/detail/posix/socket_api.hpp>
+#include <phaseloop/detail/posix/socket_api.hpp>  // guards its own POSIX code
 #include <phaseloop/detail/posix/system.hpp>
-#endif
 
 #include <atomic>
 #include <chrono>

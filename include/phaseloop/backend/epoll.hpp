@@ -5,11 +5,11 @@
 // wakeups. When no descriptor is registered but the wakeup's, a non-blocking
 // poll makes no system call at all (the loop checks its inbox flag itself).
 
-#if defined(__linux__)
-
 #include <phaseloop/concepts.hpp>
 #include <phaseloop/detail/posix/system.hpp>
 #include <phaseloop/detail/reactor.hpp>
+
+#if defined(__linux__)
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>

@@ -5,12 +5,12 @@
 // place); each wait passes the whole array, so it suits loops with modest
 // numbers of descriptors.
 
-#if !defined(_WIN32)
-
 #include <phaseloop/concepts.hpp>
 #include <phaseloop/detail/posix/socket.hpp>
 #include <phaseloop/detail/posix/system.hpp>
 #include <phaseloop/detail/reactor.hpp>
+
+#if !defined(_WIN32)
 
 #include <poll.h>
 #include <unistd.h>

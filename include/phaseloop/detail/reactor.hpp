@@ -13,14 +13,14 @@
 // marks the descriptor exhausted until the next readiness report, so no read
 // is made that must fail with EAGAIN.
 
-#if !defined(_WIN32)
-
+// The library's headers guard their own platform code, so they are included
+// outside the platform guard (and the single header inlines each once).
 #include <phaseloop/concepts.hpp>
+#include <phaseloop/detail/ms_clock.hpp>
 #include <phaseloop/detail/posix/perform.hpp>
 #include <phaseloop/detail/posix/system.hpp>
-#if defined(__linux__)
-#include <phaseloop/detail/ms_clock.hpp>
-#endif
+
+#if !defined(_WIN32)
 
 #include <chrono>
 #include <climits>

@@ -4,11 +4,11 @@
 // operation makes once at submit (writes, connect, shutdown) and again each
 // time its descriptor is ready.
 
-#if !defined(_WIN32)
-
 #include <phaseloop/detail/posix/socket.hpp>
 #include <phaseloop/detail/posix/system.hpp>
 #include <phaseloop/operation.hpp>
+
+#if !defined(_WIN32)
 
 #include <climits>
 #include <cstddef>

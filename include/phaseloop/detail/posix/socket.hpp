@@ -3,9 +3,9 @@
 // flag: SOCK_NONBLOCK/SOCK_CLOEXEC and accept4 where they exist, fcntl
 // elsewhere; MSG_NOSIGNAL where it exists, SO_NOSIGPIPE on Apple.
 
-#if !defined(_WIN32)
-
 #include <phaseloop/detail/posix/system.hpp>
+
+#if !defined(_WIN32)
 
 #include <system_error>
 

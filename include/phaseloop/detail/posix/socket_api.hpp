@@ -2,12 +2,12 @@
 // The system's socket calls as the table the net modules use on every real
 // POSIX backend (epoll, poll, kqueue, io_uring).
 
-#if !defined(_WIN32)
-
 #include <phaseloop/detail/posix/perform.hpp>
 #include <phaseloop/detail/posix/socket.hpp>
 #include <phaseloop/detail/posix/system.hpp>
 #include <phaseloop/detail/socket_api.hpp>
+
+#if !defined(_WIN32)
 
 #include <cerrno>
 #include <climits>
