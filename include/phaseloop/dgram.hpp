@@ -31,6 +31,7 @@
 // the callback does not run. Every bad argument (a malformed address or
 // group, a TTL out of range) is std::errc::invalid_argument, never UB.
 
+#include <phaseloop/detail/read_buffers.hpp>
 #include <phaseloop/error.hpp>
 #include <phaseloop/handle.hpp>
 #include <phaseloop/loop_core.hpp>
@@ -118,9 +119,9 @@ struct dgram_request : pool_slot {
   bool done = false;
 };
 
-/// Per loop: pooled requests and receive buffers.
+/// Per loop: pooled requests and the recvmmsg batch (receive buffers come from read_buffers).
 struct dgram_service {
-  static constexpr std::size_t max_datagram = 64 * 1024;
+  static constexpr std::size_t max_datagram = read_buffers::size;
   static constexpr std::size_t kept_copy_capacity = 64 * 1024;  // larger copies are not kept
   static constexpr unsigned batch = 8;        // datagrams per recvmmsg call
   static constexpr unsigned batch_calls = 4;  // recvmmsg calls per readiness report at most
@@ -143,25 +144,6 @@ struct dgram_service {
     q.copy.clear();
     requests.release(q.slot_index());
   }
-  std::byte* take_buffer() {
-    if (!buffers.empty()) {
-      std::byte* b = buffers.back().release();
-      buffers.pop_back();
-      return b;
-    }
-    return new std::byte[max_datagram];
-  }
-  void give_buffer(std::byte* b) noexcept {
-    if (b == nullptr) return;
-    if (buffers.size() < 256) {
-      try {
-        buffers.emplace_back(b);
-        return;
-      } catch (...) {
-      }
-    }
-    delete[] b;
-  }
   /// The recvmmsg batch's memory, shared by the loop's sockets (one batch runs at a time).
   std::byte* batch_memory() {
     if (!slab) slab.reset(new std::byte[batch * max_datagram]);
@@ -169,7 +151,6 @@ struct dgram_service {
   }
 
   slot_pool<dgram_request, 64> requests;
-  std::vector<std::unique_ptr<std::byte[]>> buffers;
   std::unique_ptr<std::byte[]> slab;
   bool slab_busy = false;
 };
@@ -218,7 +199,7 @@ struct dgram_record : handle_record {
     if (loop == nullptr) return;
     auto& service = loop->service<dgram_service>();
     while (head != nullptr) service.give_request(*std::exchange(head, head->next));
-    service.give_buffer(static_cast<std::byte*>(recv_buffer.data));
+    loop->service<read_buffers>().give(static_cast<std::byte*>(recv_buffer.data));
     if (fd != invalid_handle) (void)loop->close_descriptor(fd);
   }
 };
@@ -336,7 +317,7 @@ struct dgram_ops {
     if (r.recv_op.in_flight() || r.recv_op.linked) return {};  // its completion starts the next
     if (!r.batched) {
       if (r.recv_buffer.data == nullptr) {
-        r.recv_buffer.data = r.loop->service<dgram_service>().take_buffer();
+        r.recv_buffer.data = r.loop->service<read_buffers>().take();
         r.recv_buffer.size = r.message_size;
       }
       r.recv_op.buffers = &r.recv_buffer;

@@ -27,6 +27,7 @@
 // callback. Reads go into a 64 KiB buffer from a per-loop pool (or the
 // backend's provided buffers on io_uring), so no read allocates.
 
+#include <phaseloop/detail/read_buffers.hpp>
 #include <phaseloop/error.hpp>
 #include <phaseloop/handle.hpp>
 #include <phaseloop/loop_core.hpp>
@@ -64,9 +65,8 @@ struct write_request : pool_slot {
   unique_function<void(std::error_code)> cb;
 };
 
-/// Per loop: pooled write requests and read buffers.
+/// Per loop: pooled write requests (read buffers come from read_buffers).
 struct stream_service {
-  static constexpr std::size_t read_buffer_size = 64 * 1024;
   static constexpr std::size_t kept_copy_capacity = 64 * 1024;  // larger copies are not kept
 
   explicit stream_service(loop_core&) {}
@@ -84,28 +84,8 @@ struct stream_service {
     r.copy.clear();
     requests.release(r.slot_index());
   }
-  std::byte* take_buffer() {
-    if (!buffers.empty()) {
-      std::byte* b = buffers.back().release();
-      buffers.pop_back();
-      return b;
-    }
-    return new std::byte[read_buffer_size];
-  }
-  void give_buffer(std::byte* b) noexcept {
-    if (b == nullptr) return;
-    if (buffers.size() < 1024) {
-      try {
-        buffers.emplace_back(b);
-        return;
-      } catch (...) {
-      }
-    }
-    delete[] b;
-  }
 
   slot_pool<write_request, 256> requests;
-  std::vector<std::unique_ptr<std::byte[]>> buffers;
 };
 
 enum class stream_kind : std::uint8_t { tcp, local, pipe };
@@ -166,7 +146,7 @@ struct stream_record : handle_record {
     auto& service = loop->service<stream_service>();
     for (write_request* r : {batch_head, queue_head})
       while (r != nullptr) service.give_request(*std::exchange(r, r->next));
-    service.give_buffer(static_cast<std::byte*>(read_buffer.data));
+    loop->service<read_buffers>().give(static_cast<std::byte*>(read_buffer.data));
     if (fd != invalid_handle) (void)loop->close_descriptor(fd);
   }
 };
@@ -213,8 +193,8 @@ struct stream_ops {
     if (!r.connected || r.destroyed || r.read_ended || !r.reading) return;
     if (r.read_op.in_flight() || r.read_op.linked) return;
     if (r.read_buffer.data == nullptr) {
-      r.read_buffer.data = r.loop->service<stream_service>().take_buffer();
-      r.read_buffer.size = stream_service::read_buffer_size;
+      r.read_buffer.data = r.loop->service<read_buffers>().take();
+      r.read_buffer.size = read_buffers::size;
     }
     r.read_op.buffers = &r.read_buffer;
     r.read_op.buffer_count = 1;
