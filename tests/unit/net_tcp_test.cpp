@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -718,3 +719,84 @@ TEMPLATE_TEST_CASE("net: no_delay in connect options holds whatever on_connect i
   server2.close();
   loop.run();
 }
+
+TEMPLATE_TEST_CASE("net: server.close(cb) calls back only once every accepted connection has closed",
+                   "[net]", PHASELOOP_TEST_IO_LOOPS) {
+  TestType loop;
+  deadline(loop);
+  trace out;
+  net::server server(loop);
+  server.on_connection([&](net::socket s) {
+    out.push_back("connection");
+    server.close([&] { out.push_back("server closed"); });  // stops accepting; s is still open
+    s.on_end([&] { out.push_back("peer ended"); });
+    s.on_close([&](bool) { out.push_back("connection closed"); });
+  });
+  REQUIRE_FALSE(server.listen(0, "127.0.0.1"));
+  auto c = net::connect(loop, server.local_address());
+  c.on_connect([&] { loop.set_timeout([&] { c.end(); }, 30ms); });
+  loop.run();
+  CHECK(out == trace{"connection", "peer ended", "connection closed", "server closed"});
+}
+
+TEMPLATE_TEST_CASE("net: server.accept() resolves with the next connection, paused; a pending one rejects on close",
+                   "[net][promise]", PHASELOOP_TEST_IO_LOOPS) {
+  TestType loop;
+  deadline(loop);
+  trace out;
+  net::server server(loop);  // no on_connection: connections wait for accept()
+  REQUIRE_FALSE(server.listen(0, "127.0.0.1"));
+  std::optional<net::socket> accepted;
+  server.accept().then([&](net::socket& s) {
+    out.push_back("accepted");
+    accepted = s;
+    s.on_data([&](std::span<const std::byte> d) { out.push_back("data " + text(d)); });
+    s.on_end([&] {
+      out.push_back("end");
+      server.accept().then([&](net::socket&) { out.push_back("unexpected connection"); },
+                           [&](std::exception_ptr e) {
+                             try {
+                               std::rethrow_exception(e);
+                             } catch (const std::system_error& err) {
+                               out.push_back(std::string("rejected ") + error_name(err.code()));
+                             }
+                           });
+      server.close();
+    });
+    s.resume();
+  });
+  auto c = net::connect(loop, server.local_address());
+  c.on_connect([&] { c.end("hi"); });
+  loop.run();
+  CHECK(out == trace{"accepted", "data hi", "end", "rejected ECANCELED"});
+}
+
+#if defined(__linux__)
+TEMPLATE_TEST_CASE("net: set_keep_alive sets SO_KEEPALIVE and the idle time before the first probe", "[net]",
+                   PHASELOOP_TEST_REAL_IO_LOOPS) {
+  TestType loop;
+  deadline(loop);
+  auto server = echo_server(loop);
+  auto get = [](native_handle fd, int level, int name) {
+    int v = -1;
+    socklen_t length = sizeof v;
+    ::getsockopt(static_cast<int>(fd), level, name, &v, &length);
+    return v;
+  };
+  int keepalive = -1, idle = -1, off = -1;
+  auto c = net::connect(loop, server.local_address());
+  c.on_connect([&] {
+    CHECK_FALSE(c.set_keep_alive(true, std::chrono::seconds(42)));
+    keepalive = get(c.native(), SOL_SOCKET, SO_KEEPALIVE);
+    idle = get(c.native(), IPPROTO_TCP, TCP_KEEPIDLE);
+    CHECK_FALSE(c.set_keep_alive(false));
+    off = get(c.native(), SOL_SOCKET, SO_KEEPALIVE);
+    c.destroy();
+  });
+  c.on_close([&](bool) { server.close(); });
+  loop.run();
+  CHECK(keepalive == 1);
+  CHECK(idle == 42);
+  CHECK(off == 0);
+}
+#endif

@@ -286,7 +286,7 @@ class server {
   /// The next connection, for code that awaits connections instead of
   /// handling each in on_connection (`co_await server.accept()`); rejects
   /// with operation_canceled when the server closes first. The socket
-  /// starts paused: read() or resume() starts reading.
+  /// starts paused: resume() starts reading.
   promise<socket> accept() {
     auto* r = ref_.get();
     PHASELOOP_ASSERT(loop_ != nullptr, "accept() on an empty server");
