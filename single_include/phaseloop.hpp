@@ -10069,6 +10069,53 @@ class address {
 // callback. Reads go into a 64 KiB buffer from a per-loop pool (or the
 // backend's provided buffers on io_uring), so no read allocates.
 
+// #include <phaseloop/detail/read_buffers.hpp>
+// read_buffers: a loop's pool of receive buffers, shared by every socket kind
+// (a stream reads into one, a datagram socket receives into one), so a
+// connection that closes hands its buffer to the next socket of any kind and
+// steady-state reads allocate nothing.
+
+// #include <phaseloop/version.hpp>  (inlined above)
+// #include <phaseloop/fwd.hpp>  (inlined above)
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+namespace phaseloop::detail {
+
+/// A per-loop service (loop_core::service<read_buffers>()).
+struct read_buffers {
+  /// Every buffer's size: a whole TCP read, or the largest UDP datagram.
+  static constexpr std::size_t size = 64 * 1024;
+  /// Free buffers kept for reuse; more are freed.
+  static constexpr std::size_t kept = 1024;
+
+  explicit read_buffers(loop_core&) {}
+
+  std::byte* take() {
+    if (free.empty()) return new std::byte[size];
+    std::byte* b = free.back().release();
+    free.pop_back();
+    return b;
+  }
+  void give(std::byte* b) noexcept {
+    if (b == nullptr) return;
+    if (free.size() < kept) {
+      try {
+        free.emplace_back(b);
+        return;
+      } catch (...) {  // no room to keep it: free it
+      }
+    }
+    delete[] b;
+  }
+
+  std::vector<std::unique_ptr<std::byte[]>> free;
+};
+
+}  // namespace phaseloop::detail
+// end of <phaseloop/detail/read_buffers.hpp>
 // #include <phaseloop/error.hpp>  (inlined above)
 // #include <phaseloop/handle.hpp>  (inlined above)
 // #include <phaseloop/loop_core.hpp>  (inlined above)
@@ -10106,9 +10153,8 @@ struct write_request : pool_slot {
   unique_function<void(std::error_code)> cb;
 };
 
-/// Per loop: pooled write requests and read buffers.
+/// Per loop: pooled write requests (read buffers come from read_buffers).
 struct stream_service {
-  static constexpr std::size_t read_buffer_size = 64 * 1024;
   static constexpr std::size_t kept_copy_capacity = 64 * 1024;  // larger copies are not kept
 
   explicit stream_service(loop_core&) {}
@@ -10126,28 +10172,8 @@ struct stream_service {
     r.copy.clear();
     requests.release(r.slot_index());
   }
-  std::byte* take_buffer() {
-    if (!buffers.empty()) {
-      std::byte* b = buffers.back().release();
-      buffers.pop_back();
-      return b;
-    }
-    return new std::byte[read_buffer_size];
-  }
-  void give_buffer(std::byte* b) noexcept {
-    if (b == nullptr) return;
-    if (buffers.size() < 1024) {
-      try {
-        buffers.emplace_back(b);
-        return;
-      } catch (...) {
-      }
-    }
-    delete[] b;
-  }
 
   slot_pool<write_request, 256> requests;
-  std::vector<std::unique_ptr<std::byte[]>> buffers;
 };
 
 enum class stream_kind : std::uint8_t { tcp, local, pipe };
@@ -10208,7 +10234,7 @@ struct stream_record : handle_record {
     auto& service = loop->service<stream_service>();
     for (write_request* r : {batch_head, queue_head})
       while (r != nullptr) service.give_request(*std::exchange(r, r->next));
-    service.give_buffer(static_cast<std::byte*>(read_buffer.data));
+    loop->service<read_buffers>().give(static_cast<std::byte*>(read_buffer.data));
     if (fd != invalid_handle) (void)loop->close_descriptor(fd);
   }
 };
@@ -10255,8 +10281,8 @@ struct stream_ops {
     if (!r.connected || r.destroyed || r.read_ended || !r.reading) return;
     if (r.read_op.in_flight() || r.read_op.linked) return;
     if (r.read_buffer.data == nullptr) {
-      r.read_buffer.data = r.loop->service<stream_service>().take_buffer();
-      r.read_buffer.size = stream_service::read_buffer_size;
+      r.read_buffer.data = r.loop->service<read_buffers>().take();
+      r.read_buffer.size = read_buffers::size;
     }
     r.read_op.buffers = &r.read_buffer;
     r.read_op.buffer_count = 1;
@@ -11189,7 +11215,7 @@ class server {
   /// The next connection, for code that awaits connections instead of
   /// handling each in on_connection (`co_await server.accept()`); rejects
   /// with operation_canceled when the server closes first. The socket
-  /// starts paused: read() or resume() starts reading.
+  /// starts paused: resume() starts reading.
   promise<socket> accept() {
     auto* r = ref_.get();
     PHASELOOP_ASSERT(loop_ != nullptr, "accept() on an empty server");
@@ -11429,6 +11455,7 @@ inline socket connect_unix(loop_core& loop, std::string_view path, connect_optio
 // the callback does not run. Every bad argument (a malformed address or
 // group, a TTL out of range) is std::errc::invalid_argument, never UB.
 
+// #include <phaseloop/detail/read_buffers.hpp>  (inlined above)
 // #include <phaseloop/error.hpp>  (inlined above)
 // #include <phaseloop/handle.hpp>  (inlined above)
 // #include <phaseloop/loop_core.hpp>  (inlined above)
@@ -11516,9 +11543,9 @@ struct dgram_request : pool_slot {
   bool done = false;
 };
 
-/// Per loop: pooled requests and receive buffers.
+/// Per loop: pooled requests and the recvmmsg batch (receive buffers come from read_buffers).
 struct dgram_service {
-  static constexpr std::size_t max_datagram = 64 * 1024;
+  static constexpr std::size_t max_datagram = read_buffers::size;
   static constexpr std::size_t kept_copy_capacity = 64 * 1024;  // larger copies are not kept
   static constexpr unsigned batch = 8;        // datagrams per recvmmsg call
   static constexpr unsigned batch_calls = 4;  // recvmmsg calls per readiness report at most
@@ -11541,25 +11568,6 @@ struct dgram_service {
     q.copy.clear();
     requests.release(q.slot_index());
   }
-  std::byte* take_buffer() {
-    if (!buffers.empty()) {
-      std::byte* b = buffers.back().release();
-      buffers.pop_back();
-      return b;
-    }
-    return new std::byte[max_datagram];
-  }
-  void give_buffer(std::byte* b) noexcept {
-    if (b == nullptr) return;
-    if (buffers.size() < 256) {
-      try {
-        buffers.emplace_back(b);
-        return;
-      } catch (...) {
-      }
-    }
-    delete[] b;
-  }
   /// The recvmmsg batch's memory, shared by the loop's sockets (one batch runs at a time).
   std::byte* batch_memory() {
     if (!slab) slab.reset(new std::byte[batch * max_datagram]);
@@ -11567,7 +11575,6 @@ struct dgram_service {
   }
 
   slot_pool<dgram_request, 64> requests;
-  std::vector<std::unique_ptr<std::byte[]>> buffers;
   std::unique_ptr<std::byte[]> slab;
   bool slab_busy = false;
 };
@@ -11616,7 +11623,7 @@ struct dgram_record : handle_record {
     if (loop == nullptr) return;
     auto& service = loop->service<dgram_service>();
     while (head != nullptr) service.give_request(*std::exchange(head, head->next));
-    service.give_buffer(static_cast<std::byte*>(recv_buffer.data));
+    loop->service<read_buffers>().give(static_cast<std::byte*>(recv_buffer.data));
     if (fd != invalid_handle) (void)loop->close_descriptor(fd);
   }
 };
@@ -11734,7 +11741,7 @@ struct dgram_ops {
     if (r.recv_op.in_flight() || r.recv_op.linked) return {};  // its completion starts the next
     if (!r.batched) {
       if (r.recv_buffer.data == nullptr) {
-        r.recv_buffer.data = r.loop->service<dgram_service>().take_buffer();
+        r.recv_buffer.data = r.loop->service<read_buffers>().take();
         r.recv_buffer.size = r.message_size;
       }
       r.recv_op.buffers = &r.recv_buffer;

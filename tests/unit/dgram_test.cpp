@@ -28,6 +28,14 @@ using namespace phaseloop::test;
 
 namespace {
 
+// "m0", "m1", ...: built with append, because GCC 12 at -O2 reports a false
+// -Wrestrict for "literal" + std::string&& (GCC bug 105329).
+std::string message_name(int i) {
+  std::string name = "m";
+  name.append(std::to_string(i));
+  return name;
+}
+
 std::string text(std::span<const std::byte> d) { return {reinterpret_cast<const char*>(d.data()), d.size()}; }
 
 /// Fails the test and stops the loop if it is still running after `limit`.
@@ -380,7 +388,7 @@ TEMPLATE_TEST_CASE("dgram: closing from inside on_message stops further messages
     rx.on_close([&] { closed = true; });
     int sent = 0;
     for (int i = 0; i < 10; ++i)
-      REQUIRE_FALSE(tx.send("m" + std::to_string(i), rx.local_address(), [&](std::error_code ec) {
+      REQUIRE_FALSE(tx.send(message_name(i), rx.local_address(), [&](std::error_code ec) {
         CHECK_FALSE(ec);
         if (++sent == 10) loop.set_timeout([&] { tx.close(); }, 50ms);
       }));
@@ -416,14 +424,14 @@ TEMPLATE_TEST_CASE("dgram: pause holds messages, resume delivers them in order",
           CHECK(got.size() == 6);
           rx.resume();  // ... and resumed
         }, 30ms);
-        for (int i = 6; i < 9; ++i) REQUIRE_FALSE(tx.send("m" + std::to_string(i), rx.local_address()));
+        for (int i = 6; i < 9; ++i) REQUIRE_FALSE(tx.send(message_name(i), rx.local_address()));
       }
       if (got.size() == 9) {
         rx.close();
         tx.close();
       }
     });
-    for (int i = 0; i < 6; ++i) REQUIRE_FALSE(tx.send("m" + std::to_string(i), rx.local_address()));
+    for (int i = 0; i < 6; ++i) REQUIRE_FALSE(tx.send(message_name(i), rx.local_address()));
     loop.run();
     CHECK(got == std::vector<std::string>{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"});
   }
