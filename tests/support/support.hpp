@@ -53,11 +53,20 @@ using inline_io_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
 #define PHASELOOP_TEST_MOCK_LOOPS phaseloop::test::mock_heap_loop, phaseloop::test::mock_wheel_loop
 #define PHASELOOP_TEST_ALL_LOOPS PHASELOOP_TEST_MOCK_LOOPS PHASELOOP_TEST_REAL_LOOPS
 /// One loop per backend (heap timers): the mock's virtual network and each
-/// real backend, for the I/O suites.
+/// real backend, for the I/O suites. Each further backend adds its loops
+/// through its own tail, a list that starts with a comma (empty when that
+/// backend is not built).
+#if !defined(PHASELOOP_TEST_IO_URING_TAIL)
+#define PHASELOOP_TEST_IO_URING_TAIL
+#endif
+#if !defined(PHASELOOP_TEST_KQUEUE_TAIL)
+#define PHASELOOP_TEST_KQUEUE_TAIL
+#endif
 #if defined(__linux__)
-#define PHASELOOP_TEST_IO_LOOPS \
-  phaseloop::test::mock_heap_loop, phaseloop::test::epoll_heap_loop, phaseloop::test::poll_heap_loop
-#define PHASELOOP_TEST_REAL_IO_LOOPS phaseloop::test::epoll_heap_loop, phaseloop::test::poll_heap_loop
+#define PHASELOOP_TEST_REAL_IO_LOOPS                                                                        \
+  phaseloop::test::epoll_heap_loop, phaseloop::test::poll_heap_loop PHASELOOP_TEST_IO_URING_TAIL \
+      PHASELOOP_TEST_KQUEUE_TAIL
+#define PHASELOOP_TEST_IO_LOOPS phaseloop::test::mock_heap_loop, PHASELOOP_TEST_REAL_IO_LOOPS
 #else
 #define PHASELOOP_TEST_IO_LOOPS phaseloop::test::mock_heap_loop
 #define PHASELOOP_TEST_REAL_IO_LOOPS
