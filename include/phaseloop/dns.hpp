@@ -99,8 +99,11 @@ inline std::error_code make_error_code(errc e) noexcept {
 
 }  // namespace phaseloop::dns
 
+// A std trait specialization, not phaseloop API: out of the reference.
+/// \cond
 template <>
 struct std::is_error_code_enum<phaseloop::dns::errc> : std::true_type {};
+/// \endcond
 
 namespace phaseloop::dns {
 

@@ -98,8 +98,11 @@ inline std::error_code make_error_code(errc e) noexcept {
 
 }  // namespace phaseloop
 
+// A std trait specialization, not phaseloop API: out of the reference.
+/// \cond
 template <>
 struct std::is_error_code_enum<phaseloop::errc> : std::true_type {};
+/// \endcond
 
 namespace phaseloop {
 
