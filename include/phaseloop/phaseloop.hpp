@@ -12,6 +12,7 @@
 #include <phaseloop/timers.hpp>
 #include <phaseloop/loop.hpp>
 #include <phaseloop/promise.hpp>
+#include <phaseloop/any_loop.hpp>
 #include <phaseloop/timers/heap.hpp>
 #include <phaseloop/timers/wheel.hpp>
 #include <phaseloop/backend/mock.hpp>

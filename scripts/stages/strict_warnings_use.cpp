@@ -155,11 +155,30 @@ void poll_handle(Loop& loop, pl::native_handle fd) {
   watch.unref();
 }
 
+// Code written once against a type-erased loop reference.
+void through_any_loop(pl::any_loop loop) {
+  auto t = loop.set_timeout([] {}, std::chrono::seconds(1));
+  t.unref().ref();
+  loop.set_interval([loop](pl::any_loop::timer_handle& self) mutable { loop.clear_interval(self); },
+                    std::chrono::milliseconds(5));
+  auto i = loop.set_immediate([] {});
+  loop.clear_immediate(i);
+  loop.next_tick([] {});
+  loop.queue_microtask([] {});
+  loop.post([] {});
+  auto w = loop.queue_work([] {}, [](std::error_code) {});
+  (void)loop.cancel(w);
+  (void)loop.delay(std::chrono::milliseconds(1), 3);
+  (void)loop.rejected<int>(std::make_error_code(std::errc::timed_out));
+  (void)loop.now();
+}
+
 template <class Loop>
 void everything(Loop& loop) {
   timers_and_ticks(loop);
   promises(loop);
   work_fs_dns(loop);
+  through_any_loop(loop);
   sockets(loop);
   poll_handle(loop, 0);
   (void)loop.alive();
