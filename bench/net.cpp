@@ -36,6 +36,7 @@
 #include "compare.hpp"
 
 #include <phaseloop/phaseloop.hpp>
+#include <phaseloop/backend/io_uring.hpp>  // not in the umbrella yet
 
 #if defined(PHASELOOP_BENCH_HAVE_LIBUV)
 #include <uv.h>
@@ -56,6 +57,7 @@
 #include <memory>
 #include <span>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -75,6 +77,17 @@ using phaseloop::bench::scaled;
 namespace net = phaseloop::net;
 
 using epoll_loop = phaseloop::basic_loop<phaseloop::epoll_backend, phaseloop::heap_timers, phaseloop::inline_executor>;
+#if defined(PHASELOOP_HAS_IO_URING)
+/// The io_uring rows ("phaseloop_io_uring"): the same code on the completion backend.
+using uring_loop =
+    phaseloop::basic_loop<phaseloop::io_uring_backend, phaseloop::heap_timers, phaseloop::inline_executor>;
+#endif
+
+/// The implementation name of a phaseloop row: "phaseloop" on epoll, "phaseloop_io_uring".
+template <class Loop>
+const char* phaseloop_name() {
+  return std::is_same_v<Loop, epoll_loop> ? "phaseloop" : "phaseloop_io_uring";
+}
 
 constexpr std::size_t chunk_size = 64 * 1024;  // one throughput write
 constexpr std::int64_t write_depth = 4;        // throughput writes in flight
@@ -181,7 +194,7 @@ void raise_descriptor_limit() {
 // ============================================================== phaseloop
 
 /// Both ends of a pair as net::socket; false (and both descriptors closed) if either fails.
-bool open_pair(epoll_loop& loop, const int (&fds)[2], net::socket& a, net::socket& b) {
+bool open_pair(phaseloop::loop_core& loop, const int (&fds)[2], net::socket& a, net::socket& b) {
   std::error_code ec;
   a = net::socket::open(loop, fds[0], ec, true);
   if (ec) {
@@ -197,7 +210,7 @@ bool open_pair(epoll_loop& loop, const int (&fds)[2], net::socket& a, net::socke
   return true;
 }
 
-template <transport T>
+template <transport T, class Loop = epoll_loop>
 void pingpong_phaseloop(benchmark::State& state) {
   int fds[2];
   if (!connected_pair(T, fds)) {
@@ -205,8 +218,8 @@ void pingpong_phaseloop(benchmark::State& state) {
     return;
   }
   const std::int64_t n = round_trips();
-  item_timer timer(state, pingpong_workload(T), "phaseloop");
-  epoll_loop loop;
+  item_timer timer(state, pingpong_workload(T), phaseloop_name<Loop>());
+  Loop loop;
   net::socket a;
   net::socket b;
   if (!open_pair(loop, fds, a, b)) {
@@ -214,7 +227,7 @@ void pingpong_phaseloop(benchmark::State& state) {
     return;
   }
   struct context {
-    epoll_loop& loop;
+    Loop& loop;
     net::socket a;
     std::int64_t n;
     std::int64_t done = 0;
@@ -244,6 +257,7 @@ void pingpong_phaseloop(benchmark::State& state) {
   loop.run();
 }
 
+template <class Loop = epoll_loop>
 void throughput_phaseloop(benchmark::State& state) {
   int fds[2];
   if (!tcp_pair(fds)) {
@@ -251,8 +265,8 @@ void throughput_phaseloop(benchmark::State& state) {
     return;
   }
   const std::int64_t writes = throughput_writes();
-  item_timer timer(state, throughput_workload, "phaseloop");
-  epoll_loop loop;
+  item_timer timer(state, throughput_workload, phaseloop_name<Loop>());
+  Loop loop;
   net::socket w;
   net::socket r;
   if (!open_pair(loop, fds, w, r)) {
@@ -260,7 +274,7 @@ void throughput_phaseloop(benchmark::State& state) {
     return;
   }
   struct context {
-    epoll_loop& loop;
+    Loop& loop;
     net::socket w;
     std::int64_t writes;
     std::int64_t started = 0;
@@ -401,7 +415,21 @@ BENCHMARK(pingpong_phaseloop<transport::tcp>)
     ->Name("net_pingpong_tcp/phaseloop")
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK(throughput_phaseloop)->Name("net_throughput_tcp/phaseloop")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(throughput_phaseloop<>)->Name("net_throughput_tcp/phaseloop")->Unit(benchmark::kMillisecond)->UseRealTime();
+#if defined(PHASELOOP_HAS_IO_URING)
+BENCHMARK(pingpong_phaseloop<transport::unix_stream, uring_loop>)
+    ->Name("net_pingpong_unix/phaseloop_io_uring")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(pingpong_phaseloop<transport::tcp, uring_loop>)
+    ->Name("net_pingpong_tcp/phaseloop_io_uring")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(throughput_phaseloop<uring_loop>)
+    ->Name("net_throughput_tcp/phaseloop_io_uring")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+#endif
 BENCHMARK(echo_phaseloop)->Name("net_echo_1000/phaseloop")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // ================================================================== libuv

@@ -128,6 +128,9 @@ class unique_function<R(Args...), Capacity> {
              std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
   unique_function(F&& f) {  // NOLINT(google-explicit-constructor): callables convert implicitly
     using D = std::decay_t<F>;
+    if constexpr (std::is_pointer_v<std::remove_cvref_t<F>> || std::is_member_pointer_v<std::remove_cvref_t<F>>) {
+      if (f == nullptr) return;  // a null function pointer makes an empty function, as std::function
+    }
     if constexpr (fits_inline<D>) {
       ::new (static_cast<void*>(buffer_)) D(std::forward<F>(f));
       vtable_ = &inline_vtable<D>;
@@ -206,6 +209,8 @@ class handle;
 struct handle_record;
 struct operation;
 
+class abort_signal;
+
 template <class T>
 class promise;
 template <class T>
@@ -233,7 +238,9 @@ enum class run_mode;
 // #include <phaseloop/detail/function.hpp>  (inlined above)
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <exception>
 #include <mutex>
 #include <system_error>
@@ -296,6 +303,27 @@ class inbox {
     work_request* done = std::exchange(done_head_, nullptr);
     done_tail_ = nullptr;
     return done;
+  }
+
+  /// Loop thread: give back what a batch from take() did not run (an
+  /// exception left), ahead of everything that arrived since, in order:
+  /// the finished requests from `done` on, and posted[from...].
+  void put_back(work_request* done, std::vector<detail::unique_function<void()>>& posted, std::size_t from) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (done != nullptr) {
+        work_request* last = done;
+        while (last->next != nullptr) last = last->next;
+        last->next = done_head_;
+        if (done_head_ == nullptr) done_tail_ = last;
+        done_head_ = done;
+      }
+      if (from < posted.size()) {
+        posted_.insert(posted_.begin(), std::make_move_iterator(posted.begin() + static_cast<std::ptrdiff_t>(from)),
+                       std::make_move_iterator(posted.end()));
+      }
+    }
+    signal();
   }
 
   /// Thread-safe: wake the loop so it looks at its state again (coalesced).
@@ -361,6 +389,15 @@ class intrusive_list {
     h.linked = true;
     (tail_ != nullptr ? tail_->next : head_) = &h;
     tail_ = &h;
+  }
+
+  void push_front(T& node) noexcept {
+    list_hook& h = node;
+    h.prev = nullptr;
+    h.next = head_;
+    h.linked = true;
+    (head_ != nullptr ? head_->prev : tail_) = &h;
+    head_ = &h;
   }
 
   void remove(T& node) noexcept {
@@ -759,6 +796,10 @@ namespace phaseloop::detail {
 // is dropped and the bump index restarts at slot 0: after a burst (a million
 // timers set and fired) the next burst writes its records sequentially again
 // instead of walking the free list in the scattered order they were freed.
+//
+// A generation never repeats within the process's life: a slot whose 32-bit
+// generation is used up (2^31 reuses) is retired, never handed out again, so
+// a stale handle cannot name a later record (one slot lost per 2^31 reuses).
 
 #include <cstddef>
 #include <cstdint>
@@ -791,6 +832,9 @@ class slot_pool {
  public:
   /// No slot; indices stay below it (2^31 - 1 records at the most).
   static constexpr std::uint32_t npos = 0x7fffffffu;
+  /// A free slot at or past this generation is retired (its next in-use
+  /// generation would be the last odd one, or wrap).
+  static constexpr std::uint32_t retired = 0xfffffffeu;
 
   slot_pool() = default;
   slot_pool(const slot_pool&) = delete;
@@ -802,8 +846,10 @@ class slot_pool {
     if (index != npos) {
       free_head_ = (*this)[index].link;
     } else {
-      if (bump_ == capacity()) grow();
-      index = bump_++;
+      do {
+        if (bump_ == capacity()) grow();
+        index = bump_++;
+      } while ((*this)[index].generation >= retired);
     }
     T& record = (*this)[index];
     record.link = index;
@@ -816,6 +862,14 @@ class slot_pool {
   void release(std::uint32_t index) noexcept {
     T& record = (*this)[index];
     ++record.generation;
+    if (record.generation >= retired) [[unlikely]] {  // worn out: never handed out again
+      record.generation = retired;
+      if (--live_ == 0) {
+        free_head_ = npos;
+        bump_ = 0;
+      }
+      return;
+    }
     if (--live_ == 0) {  // everything is free: hand slots out in address order again
       free_head_ = npos;
       bump_ = 0;
@@ -1285,12 +1339,19 @@ class loop_core {
   loop_core& operator=(const loop_core&) = delete;
 
   /// Queue a callback to run before any promise reaction (Node's process.nextTick).
-  void next_tick(callback cb) { ticks_.push_back(std::move(cb)); }
+  void next_tick(callback cb) {
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "next_tick() was given an empty callback");
+    ticks_.push_back(std::move(cb));
+  }
 
   /// Queue a microtask (Node's queueMicrotask; promise reactions use this queue).
-  void queue_microtask(callback cb) { microtasks_.push_back(std::move(cb)); }
+  void queue_microtask(callback cb) {
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "queue_microtask() was given an empty callback");
+    microtasks_.push_back(std::move(cb));
+  }
 
-  /// Route exceptions that escape user callbacks to `handler` instead of out of run().
+  /// Route exceptions that escape user callbacks to `handler` instead of out
+  /// of run(). A handler may replace itself while it runs.
   void on_uncaught_exception(detail::unique_function<void(std::exception_ptr)> handler) {
     uncaught_handler_ = std::move(handler);
   }
@@ -1321,10 +1382,18 @@ class loop_core {
   /// Hand an exception that escaped a user callback to the uncaught-exception
   /// handler; without one, rethrow it (it leaves run()).
   void report_exception(std::exception_ptr error) {
-    if (uncaught_handler_)
-      uncaught_handler_(std::move(error));
-    else
-      std::rethrow_exception(std::move(error));
+    if (!uncaught_handler_) std::rethrow_exception(std::move(error));
+    // Called from a local, so a handler that replaces itself does not destroy
+    // the running closure; it goes back unless a new one was set meanwhile.
+    detail::unique_function<void(std::exception_ptr)> handler = std::move(uncaught_handler_);
+    struct restore {
+      detail::unique_function<void(std::exception_ptr)>& slot;
+      detail::unique_function<void(std::exception_ptr)>& handler;
+      ~restore() {
+        if (!slot) slot = std::move(handler);
+      }
+    } guard{uncaught_handler_, handler};
+    handler(std::move(error));
   }
 
   /// Run a user callback, routing what it throws to report_exception.
@@ -1776,8 +1845,10 @@ inline void handle::set_ref(bool on) noexcept {
 // uv_check_t): a callback run once per loop iteration in one phase. Idle
 // runs before prepare, and an active idle handle makes poll non-blocking;
 // prepare runs right before poll; check right after it, after the
-// immediates. Several started handles of one kind run in the order they
-// were started (libuv runs the newest first; Node exposes neither).
+// immediates. Several started handles of one kind run newest first, as in
+// libuv (uv_idle_start puts a handle at the head of its list): the handle
+// started last runs first; restarting an active handle keeps its place, and
+// a handle started during its phase waits for the next iteration.
 
 // #include <phaseloop/handle.hpp>  (inlined above)
 // #include <phaseloop/loop_core.hpp>  (inlined above)
@@ -1835,7 +1906,7 @@ class phase_handle : public basic_handle<phase_handle<Phase>> {
     r->fn = std::move(cb);
     if (r->active) return;
     r->pass = r->loop->current_pass();
-    r->loop->phase_list(Phase).push_back(*r);
+    r->loop->phase_list(Phase).push_front(*r);  // newest first, as libuv
     r->loop->activate(*r);
   }
   void stop() {
@@ -1989,8 +2060,89 @@ class poll_handle : public basic_handle<poll_handle> {
 // The handles of timers and immediates: small copyable values (slot index +
 // generation) naming a loop's pooled record. Once a one-shot timer has fired
 // or any timer has been cleared (an immediate has run or been cleared), the
-// handle is stale and every call on it is a no-op.
+// handle is stale and every call on it is a no-op. A handle also goes stale
+// when its loop is destroyed (detail/loop_life.hpp): using it then does
+// nothing, never touches freed memory. Generations never repeat, so a stale
+// handle never names a later timer or immediate.
+//
+// Precondition: a handle is given only to the loop that made it
+// (PHASELOOP_ASSERT checks it), and is used on that loop's thread.
 
+// #include <phaseloop/detail/loop_life.hpp>
+// loop_lives: a process-wide table that says whether a loop still exists, so
+// a timer or immediate handle used after its loop was destroyed is a stale
+// handle (every call does nothing), never a read of freed memory.
+//
+// Each live loop holds one entry, set to a number no other loop of the
+// process ever had; the loop zeroes it when it is destroyed and the entry
+// goes back to a free list. Entries live in chunks that are never freed, so
+// a handle may read its entry (one relaxed load) at any time. Only loop
+// construction and destruction take the lock.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+
+namespace phaseloop::detail {
+
+/// One loop's entry: its number while it lives, 0 once it is gone.
+struct loop_life {
+  std::atomic<std::uint64_t> id{0};
+  loop_life* next_free = nullptr;
+};
+
+class loop_lives {
+ public:
+  /// The process's table (a function-local static: no global constructor).
+  static loop_lives& instance() noexcept {
+    static loop_lives table;
+    return table;
+  }
+
+  /// Takes an entry for a new loop and gives it a number never used before.
+  loop_life& acquire() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    loop_life* e = free_;
+    if (e != nullptr) {
+      free_ = e->next_free;
+    } else {
+      if (used_ == chunk_size) {
+        // Never freed: a handle may read its entry after its loop is gone.
+        current_ = new loop_life[chunk_size];  // NOLINT(cppcoreguidelines-owning-memory)
+        used_ = 0;
+      }
+      e = &current_[used_++];
+    }
+    e->next_free = nullptr;
+    e->id.store(++next_id_, std::memory_order_relaxed);
+    return *e;
+  }
+
+  /// The loop is gone: its handles become stale.
+  void release(loop_life& e) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    e.id.store(0, std::memory_order_relaxed);
+    e.next_free = free_;
+    free_ = &e;
+  }
+
+ private:
+  static constexpr std::size_t chunk_size = 256;
+  loop_lives() = default;
+  std::mutex mutex_;
+  loop_life* free_ = nullptr;
+  loop_life* current_ = nullptr;
+  std::size_t used_ = chunk_size;
+  std::uint64_t next_id_ = 0;
+};
+
+}  // namespace phaseloop::detail
+// end of <phaseloop/detail/loop_life.hpp>
+
+#include <atomic>
 #include <cstdint>
 
 namespace phaseloop {
@@ -2029,9 +2181,15 @@ class basic_timer_handle {
  private:
   friend Loop;
   basic_timer_handle(Loop* loop, std::uint32_t index, std::uint32_t generation)
-      : loop_(loop), index_(index), generation_(generation) {}
-  auto* record() const { return loop_ != nullptr ? loop_->timers_.find(index_, generation_) : nullptr; }
+      : loop_(loop), life_(&loop->life_), life_id_(loop->life_id_), index_(index), generation_(generation) {}
+  // Whether the loop that made this handle still exists (one relaxed load).
+  [[nodiscard]] bool loop_alive() const noexcept {
+    return loop_ != nullptr && life_->id.load(std::memory_order_relaxed) == life_id_;
+  }
+  auto* record() const { return loop_alive() ? loop_->timers_.find(index_, generation_) : nullptr; }
   Loop* loop_ = nullptr;
+  const detail::loop_life* life_ = nullptr;
+  std::uint64_t life_id_ = 0;
   std::uint32_t index_ = 0;
   std::uint32_t generation_ = 0;
 };
@@ -2062,13 +2220,19 @@ class basic_immediate_handle {
  private:
   friend Loop;
   basic_immediate_handle(Loop* loop, std::uint32_t index, std::uint32_t generation)
-      : loop_(loop), index_(index), generation_(generation) {}
+      : loop_(loop), life_(&loop->life_), life_id_(loop->life_id_), index_(index), generation_(generation) {}
+  // Whether the loop that made this handle still exists (one relaxed load).
+  [[nodiscard]] bool loop_alive() const noexcept {
+    return loop_ != nullptr && life_->id.load(std::memory_order_relaxed) == life_id_;
+  }
   auto* record() const {
-    if (loop_ == nullptr) return static_cast<decltype(loop_->immediates_.find(0, 0))>(nullptr);
+    if (!loop_alive()) return static_cast<decltype(loop_->immediates_.find(0, 0))>(nullptr);
     auto* r = loop_->immediates_.find(index_, generation_);
     return r != nullptr && r->linked ? r : nullptr;
   }
   Loop* loop_ = nullptr;
+  const detail::loop_life* life_ = nullptr;
+  std::uint64_t life_id_ = 0;
   std::uint32_t index_ = 0;
   std::uint32_t generation_ = 0;
 };
@@ -2083,7 +2247,9 @@ class basic_immediate_handle {
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
 // #include <phaseloop/detail/function.hpp>  (inlined above)
+// #include <phaseloop/detail/assert.hpp>  (inlined above)
 // #include <phaseloop/detail/intrusive_list.hpp>  (inlined above)
+// #include <phaseloop/detail/loop_life.hpp>  (inlined above)
 // #include <phaseloop/detail/pool.hpp>  (inlined above)
 // #include <phaseloop/detail/ring.hpp>  (inlined above)
 // #include <phaseloop/fwd.hpp>  (inlined above)
@@ -2627,8 +2793,13 @@ inline constexpr socket_api system_socket_api{
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <ratio>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -2656,6 +2827,60 @@ struct loop_options {
 
 /// Node's largest timer delay; longer (and shorter than 1 ms) delays become 1 ms.
 inline constexpr std::chrono::milliseconds max_timer_delay{2147483647};
+
+namespace detail {
+/// Whether `f` is a null function pointer or an empty function object.
+template <class F>
+[[nodiscard]] constexpr bool empty_callable(const F& f) noexcept {
+  if constexpr (std::is_function_v<F>)
+    return false;  // a function itself, never null
+  else if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>)
+    return f == nullptr;
+  else if constexpr (requires { f.operator bool(); })
+    return !static_cast<bool>(f);
+  else
+    return false;
+}
+
+/// Node's delay rule for a duration of any type: its whole milliseconds, or
+/// 1 when that is below 1 or above 2^31-1 (NaN too). Compared in the
+/// source unit, so no value overflows.
+template <class Rep, class Period>
+[[nodiscard]] constexpr std::uint32_t clamp_delay(std::chrono::duration<Rep, Period> delay) noexcept {
+  constexpr std::uint64_t max = static_cast<std::uint64_t>(max_timer_delay.count());
+  if constexpr (std::is_floating_point_v<Rep>) {
+    // NaN, infinities and out-of-range values become 1 ms, as in Node.
+    const long double ms = static_cast<long double>(delay.count()) * Period::num * 1000 / Period::den;
+    if (!(ms >= 1.0L && ms < static_cast<long double>(max + 1))) return 1;
+    return static_cast<std::uint32_t>(ms);
+  } else {
+    static_assert(std::is_integral_v<Rep>, "phaseloop: a delay's representation must be arithmetic");
+    using ms_per_unit = std::ratio_divide<Period, std::milli>;  // whole ms = count * N / D
+    constexpr auto n = static_cast<std::uint64_t>(ms_per_unit::num);
+    constexpr auto d = static_cast<std::uint64_t>(ms_per_unit::den);
+    if (delay.count() <= 0) return 1;
+    const auto count = static_cast<std::uint64_t>(delay.count());
+    std::uint64_t ms;
+    if constexpr (d == 1) {  // seconds, minutes, hours: whole ms per unit
+      if (count > max / n) return 1;
+      ms = count * n;
+    } else if constexpr (n == 1) {  // micro-, nanoseconds: units per ms
+      ms = count / d;
+    } else {  // any other ratio: q * n + r * n / d with r < d, each checked
+      const std::uint64_t q = count / d, r = count % d;
+      if (q > max / n) return 1;
+      if (r != 0 && r > std::numeric_limits<std::uint64_t>::max() / n) {
+        const long double exact = static_cast<long double>(count) * n / d;
+        if (!(exact >= 1.0L && exact < static_cast<long double>(max + 1))) return 1;
+        return static_cast<std::uint32_t>(exact);
+      }
+      ms = q * n + r * n / d;
+    }
+    if (ms < 1 || ms > max) return 1;
+    return static_cast<std::uint32_t>(ms);
+  }
+}
+}  // namespace detail
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 class basic_loop : public loop_core {
@@ -2703,6 +2928,14 @@ class basic_loop : public loop_core {
     detail::unique_function<void(std::error_code)> after;
   };
 
+  /// Shared with keep_alive tokens and posters, which may outlive the loop:
+  /// the loop clears `loop` first thing in its destructor.
+  struct control {
+    std::mutex mutex;
+    basic_loop* loop;
+    explicit control(basic_loop* l) noexcept : loop(l) {}
+  };
+
  public:
   friend timer_handle_type;
   friend immediate_handle_type;
@@ -2733,35 +2966,80 @@ class basic_loop : public loop_core {
   };
 
   /// Keeps the loop alive while it exists; may be created, moved and destroyed
-  /// on any thread (for work the loop will hear about through post()). Like a
-  /// thread that calls post(), it must be gone before the loop is destroyed.
+  /// on any thread (for work the loop will hear about through post()). It
+  /// may outlive the loop: destroying it then touches nothing of the loop.
   class keep_alive {
    public:
     keep_alive() = default;
-    keep_alive(keep_alive&& other) noexcept : loop_(std::exchange(other.loop_, nullptr)) {}
+    keep_alive(keep_alive&& other) noexcept = default;
     keep_alive& operator=(keep_alive&& other) noexcept {
       if (this != &other) {
         reset();
-        loop_ = std::exchange(other.loop_, nullptr);
+        control_ = std::move(other.control_);
       }
       return *this;
     }
     keep_alive(const keep_alive&) = delete;
     keep_alive& operator=(const keep_alive&) = delete;
     ~keep_alive() { reset(); }
+    /// Stop keeping the loop alive (does nothing once the loop is gone).
     void reset() {
-      if (basic_loop* loop = std::exchange(loop_, nullptr)) {
-        loop->external_refs_.fetch_sub(1, std::memory_order_acq_rel);
-        loop->inbox_.signal();
+      if (std::shared_ptr<control> c = std::move(control_)) {
+        std::lock_guard<std::mutex> lock(c->mutex);
+        if (basic_loop* loop = c->loop) {
+          loop->external_refs_.fetch_sub(1, std::memory_order_acq_rel);
+          loop->inbox_.signal();
+        }
       }
     }
 
    private:
     friend class basic_loop;
-    explicit keep_alive(basic_loop* loop) : loop_(loop) {
-      loop_->external_refs_.fetch_add(1, std::memory_order_acq_rel);
+    explicit keep_alive(basic_loop* loop) : control_(loop->control_) {
+      loop->external_refs_.fetch_add(1, std::memory_order_acq_rel);
     }
-    basic_loop* loop_ = nullptr;
+    std::shared_ptr<control> control_;
+  };
+
+  /// What a thread that may outlive the loop posts through: a copyable,
+  /// thread-safe value whose calls report "loop gone" (false) instead of
+  /// touching freed memory once the loop is destroyed.
+  class poster {
+   public:
+    poster() = default;
+    /// Run `cb` on the loop thread in the poll phase, as basic_loop::post();
+    /// false (and `cb` destroyed here) when the loop is gone.
+    bool post(callback cb) const {
+      PHASELOOP_ASSERT(static_cast<bool>(cb), "poster::post() was given an empty callback");
+      if (!control_) return false;
+      {
+        std::lock_guard<std::mutex> lock(control_->mutex);
+        if (basic_loop* loop = control_->loop) {
+          loop->post(std::move(cb));
+          return true;
+        }
+      }
+      return false;  // cb is destroyed outside the lock
+    }
+    /// As basic_loop::stop(); false when the loop is gone.
+    bool stop() const {
+      if (!control_) return false;
+      std::lock_guard<std::mutex> lock(control_->mutex);
+      if (control_->loop == nullptr) return false;
+      control_->loop->stop();
+      return true;
+    }
+    /// Whether the loop still exists (it may be destroyed right after).
+    [[nodiscard]] bool alive() const {
+      if (!control_) return false;
+      std::lock_guard<std::mutex> lock(control_->mutex);
+      return control_->loop != nullptr;
+    }
+
+   private:
+    friend class basic_loop;
+    explicit poster(std::shared_ptr<control> c) noexcept : control_(std::move(c)) {}
+    std::shared_ptr<control> control_;
   };
 
   // ------------------------------------------------------------- the loop
@@ -2776,6 +3054,11 @@ class basic_loop : public loop_core {
   basic_loop& operator=(const basic_loop&) = delete;
 
   ~basic_loop() {
+    PHASELOOP_ASSERT(!running_, "a loop was destroyed from inside its own run()");
+    {  // posters and keep_alive tokens on other threads: the loop is gone
+      std::lock_guard<std::mutex> lock(control_->mutex);
+      control_->loop = nullptr;
+    }
     // Queued callbacks, promises and coroutine frames go first, while the
     // loop they may refer to (keep_alive tokens, handles) is still whole.
     release_tasks();
@@ -2793,46 +3076,74 @@ class basic_loop : public loop_core {
       more = destroy_handles();
       more = drop_scheduled() || more;
     }
+    // Timer and immediate handles still held are stale from here on.
+    detail::loop_lives::instance().release(life_);
   }
 
   /// Run the loop (Node's event loop). Returns whether it is still alive.
   /// An exception escaping a callback with no on_uncaught_exception handler
   /// leaves run() and the loop stays usable: run() may be called again.
+  ///
+  /// As Node 20 (libuv >= 1.45): default mode runs due timers once before
+  /// the first iteration; every iteration runs pending, idle, prepare, poll,
+  /// check and close, then the timers that are due, then checks liveness.
+  /// A loop with nothing alive still refreshes its time. On a mock backend
+  /// with auto-advance off, run() returns (true: still alive) after an
+  /// iteration whose poll would have had to wait for virtual time, which only
+  /// the test can move. Precondition: not called from one of the loop's own
+  /// callbacks (PHASELOOP_ASSERT).
   bool run(run_mode mode = run_mode::default_) {
-    if (running_) return alive();  // run() from inside a callback does nothing
+    PHASELOOP_ASSERT(!running_, "run() was re-entered from one of the loop's own callbacks");
+    if (running_) return alive();  // with assertions off: does nothing
     running_ = true;
+    run_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     struct finish {
       basic_loop& loop;
       ~finish() {
         loop.running_ = false;
-        loop.stop_flag_ = false;
+        loop.run_thread_.store(std::thread::id{}, std::memory_order_relaxed);
+        loop.waiting_for_test_ = false;
+        loop.stop_flag_.store(false, std::memory_order_relaxed);
       }
     } guard{*this};
 
     run_microtasks();  // what the caller queued before run()
-    while (!stop_flag_ && alive()) {
-      ++metrics_.iterations;
-      time_stale_ = true;  // read lazily: a turn without timers needs no clock read
+    const bool live = alive();
+    if (!live) update_time();
+    if (mode == run_mode::default_ && live && !stopped()) {
+      time_stale_ = true;  // read lazily: no timers, no clock read
       run_timers();
+    }
+    while (!stopped() && alive()) {
+      ++metrics_.iterations;
+      // Whether poll may block is decided before the pending and idle
+      // phases run (libuv's can_sleep): an idle handle that stops itself
+      // still makes this iteration's poll non-blocking in once mode.
+      const bool may_block = mode == run_mode::default_ ||
+                             (mode == run_mode::once && pending_.empty() && completed_.empty() &&
+                              phase_list(phase::idle).empty());
       run_pending();
       run_phase(phase_list(phase::idle), &detail::run_phase_record);
       run_phase(phase_list(phase::prepare), &detail::run_phase_record);
-      poll_phase(mode);
+      poll_phase(may_block);
       run_check();
       run_phase(phase_list(phase::check), &detail::run_phase_record);
       run_closing();
-      if (mode == run_mode::once) {
-        // Forward progress: timers that came due while poll waited run now.
-        time_stale_ = true;
-        run_timers();
-      }
-      if (mode != run_mode::default_) break;
+      time_stale_ = true;  // timers end the iteration (libuv >= 1.45)
+      run_timers();
+      if (mode != run_mode::default_ || waiting_for_test_) break;
     }
     return alive();
   }
 
   /// Make run() return after the current iteration; poll does not block.
-  void stop() noexcept { stop_flag_ = true; }
+  /// Thread-safe: from another thread it wakes a blocked poll. (A thread
+  /// that may outlive the loop stops it through a poster.)
+  void stop() noexcept {
+    stop_flag_.store(true, std::memory_order_relaxed);
+    // From a callback the loop is not blocked; from another thread, wake it.
+    if (run_thread_.load(std::memory_order_relaxed) != std::this_thread::get_id() && backend_) backend_->wakeup();
+  }
 
   /// Whether anything keeps the loop running: ref'd active handles, timers
   /// and immediates, queued work, closing handles, keep_alive tokens, or
@@ -2854,6 +3165,10 @@ class basic_loop : public loop_core {
 
   /// Refresh the cached time from the backend's clock.
   void update_time() const noexcept {
+    if (!backend_) [[unlikely]] {  // the loop's teardown: time stands still
+      time_stale_ = false;
+      return;
+    }
     const auto t = static_cast<std::uint64_t>(backend_->now().count());
     if (t > now_) now_ = t;
     time_stale_ = false;
@@ -2900,8 +3215,13 @@ class basic_loop : public loop_core {
     return start_timer(with_own_handle(std::forward<F>(cb)), delay, true);
   }
 
-  /// Cancel a timer; safe on fired, cleared and default-constructed handles.
+  /// Cancel a timer; safe on fired, cleared and default-constructed handles,
+  /// and on handles whose loop is gone. Precondition: `t` was made by this
+  /// loop (PHASELOOP_ASSERT).
   void clear_timeout(const timer_handle& t) {
+    PHASELOOP_ASSERT(t.loop_ == nullptr || t.loop_ == this || !t.loop_alive(),
+                     "a timer handle of another loop was given to clear_timeout()");
+    if (t.loop_ != this) return;
     if (timer_record* r = t.record()) clear_timer(*r);
   }
   void clear_interval(const timer_handle& t) { clear_timeout(t); }
@@ -2910,6 +3230,7 @@ class basic_loop : public loop_core {
 
   /// Run `cb` in the check phase (Node's setImmediate).
   immediate_handle set_immediate(callback cb) {
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "set_immediate() was given an empty callback");
     const std::uint32_t index = immediates_.acquire();
     immediate_record& r = immediates_[index];
     r.fn = std::move(cb);
@@ -2922,6 +3243,9 @@ class basic_loop : public loop_core {
 
   /// Cancel an immediate that has not run; it never runs.
   void clear_immediate(const immediate_handle& i) {
+    PHASELOOP_ASSERT(i.loop_ == nullptr || i.loop_ == this || !i.loop_alive(),
+                     "an immediate handle of another loop was given to clear_immediate()");
+    if (i.loop_ != this) return;
     immediate_record* r = i.record();
     if (r == nullptr) return;
     immediate_queue_.remove(*r);
@@ -2942,16 +3266,26 @@ class basic_loop : public loop_core {
   /// A token that keeps the loop alive until destroyed (thread-safe).
   keep_alive make_keep_alive() { return keep_alive(this); }
 
+  /// A poster for threads that may outlive the loop (thread-safe).
+  poster make_poster() const { return poster(control_); }
+
   // ----------------------------------------------------- threads and work
 
   /// Thread-safe: run `cb` on the loop thread in the poll phase. Wakeups are
   /// coalesced; every callback is delivered exactly once.
-  void post(callback cb) { inbox_.post(std::move(cb)); }
+  /// Precondition: the loop exists (a thread that may outlive it posts
+  /// through make_poster()).
+  void post(callback cb) {
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "post() was given an empty callback");
+    inbox_.post(std::move(cb));
+  }
 
   /// Run `work` on the executor, then `after(error)` on the loop thread in the
   /// poll phase; error is operation_canceled when cancel() took it first.
   work_handle queue_work(callback work_fn, detail::unique_function<void(std::error_code)> after,
                   work_kind kind = work_kind::fast) {
+    PHASELOOP_ASSERT(static_cast<bool>(work_fn), "queue_work() was given an empty callback (work)");
+    PHASELOOP_ASSERT(static_cast<bool>(after), "queue_work() was given an empty callback (after)");
     const std::uint32_t index = work_.acquire();
     work_record& r = work_[index];
     r.work = std::move(work_fn);
@@ -2961,7 +3295,7 @@ class basic_loop : public loop_core {
     r.exception = nullptr;
     r.state.store(0, std::memory_order_relaxed);
     ++pending_work_;
-    executor_->submit(r);
+    if (executor_) executor_->submit(r);  // else the teardown drops it
     return work_handle(index, r.generation);
   }
 
@@ -2998,11 +3332,19 @@ class basic_loop : public loop_core {
   promise<void> delay(std::chrono::duration<Rep, Period> after);
   /// Fulfilled with `value` once `after` has elapsed.
   template <class Rep, class Period, class V>
+    requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
   promise<std::decay_t<V>> delay(std::chrono::duration<Rep, Period> after, V&& value);
+  /// Fulfilled once `after` has elapsed unless `signal` aborts first: then
+  /// rejected with its reason, the timer cleared (phaseloop/abort.hpp).
+  template <class Rep, class Period>
+  promise<void> delay(std::chrono::duration<Rep, Period> after, const abort_signal& signal);
   /// Fulfilled in the check phase (Node's timers/promises setImmediate).
   promise<void> immediate();
+  /// Fulfilled in the check phase unless `signal` aborts first (phaseloop/abort.hpp).
+  promise<void> immediate(const abort_signal& signal);
   /// Fulfilled with `value` in the check phase.
   template <class V>
+    requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
   promise<std::decay_t<V>> immediate(V&& value);
 
   // ---- end of promise forms
@@ -3012,10 +3354,11 @@ class basic_loop : public loop_core {
 
   template <class F, class Rep, class Period>
   timer_handle start_timer(F&& cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
+    PHASELOOP_ASSERT(!detail::empty_callable(cb), "set_timeout() or set_interval() was given an empty callback");
     const std::uint32_t index = timers_.acquire();
     timer_record& r = timers_[index];
     r.fn = std::forward<F>(cb);
-    r.timing = clamp_delay(delay) | (repeat ? timer_record::repeat_bit : 0u);
+    r.timing = detail::clamp_delay(delay) | (repeat ? timer_record::repeat_bit : 0u);
     r.set_refed(true);
     ++timer_refs_;
     update_time();  // Node reads a fresh clock when a timer is set
@@ -3027,25 +3370,12 @@ class basic_loop : public loop_core {
   // the timer record's inline storage; the firing record says which timer it is.
   template <class F>
   auto with_own_handle(F&& cb) {
+    PHASELOOP_ASSERT(!detail::empty_callable(cb), "set_timeout() or set_interval() was given an empty callback");
     return [fn = std::decay_t<F>(std::forward<F>(cb)), self = this]() mutable {
       timer_record* r = self->running_timer_.record;
       timer_handle handle(self, r->slot_index(), r->generation);
       fn(handle);
     };
-  }
-
-  template <class Rep, class Period>
-  static std::uint32_t clamp_delay(std::chrono::duration<Rep, Period> delay) noexcept {
-    if constexpr (std::is_floating_point_v<Rep>) {
-      // NaN and out-of-range values become 1 ms, as in Node.
-      const double ms = std::chrono::duration<double, std::milli>(delay).count();
-      if (!(ms >= 1.0 && ms <= static_cast<double>(max_timer_delay.count()))) return 1;
-      return static_cast<std::uint32_t>(ms);
-    } else {
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay);
-      if (ms < std::chrono::milliseconds(1) || ms > max_timer_delay) return 1;
-      return static_cast<std::uint32_t>(ms.count());
-    }
   }
 
   // A live timer is in the store unless its callback is running; then the
@@ -3274,10 +3604,11 @@ class basic_loop : public loop_core {
 
   // -------------------------------------------------- poll, inbox
 
-  [[nodiscard]] std::chrono::milliseconds poll_timeout(run_mode mode) noexcept {
+  [[nodiscard]] bool stopped() const noexcept { return stop_flag_.load(std::memory_order_relaxed); }
+
+  [[nodiscard]] std::chrono::milliseconds poll_timeout(bool may_block) noexcept {
     using std::chrono::milliseconds;
-    if (mode == run_mode::nowait || stop_flag_ || immediate_refs_ > 0 || handles_need_turn() ||
-        inbox_.pending())
+    if (!may_block || stopped() || immediate_refs_ > 0 || handles_need_turn() || inbox_.pending())
       return milliseconds::zero();
     if (!alive()) return milliseconds::zero();
     const std::uint64_t due = timer_store_.next_due();
@@ -3288,8 +3619,13 @@ class basic_loop : public loop_core {
     return milliseconds(due > now_ ? static_cast<std::int64_t>(due - now_) : 0);
   }
 
-  void poll_phase(run_mode mode) {
-    const std::chrono::milliseconds timeout = poll_timeout(mode);
+  void poll_phase(bool may_block) {
+    const std::chrono::milliseconds timeout = poll_timeout(may_block);
+    if constexpr (requires(const Backend& b) { { b.auto_advance() } -> std::convertible_to<bool>; }) {
+      // The mock with auto-advance off returns from a timed wait at once:
+      // only the test can move time, so run() returns after this iteration.
+      if (timeout > std::chrono::milliseconds::zero() && !backend_->auto_advance()) waiting_for_test_ = true;
+    }
     if (timeout != std::chrono::milliseconds::zero()) {
       const auto before = backend_->hrtime();
       backend_->poll(timeout, completed_);
@@ -3312,10 +3648,8 @@ class basic_loop : public loop_core {
       std::size_t& next;
       int exceptions = std::uncaught_exceptions();
       ~give_back() {
-        if (std::uncaught_exceptions() > exceptions) {
-          while (done != nullptr) loop.inbox_.deliver(*std::exchange(done, done->next));
-          for (; next < loop.posted_.size(); ++next) loop.inbox_.post(std::move(loop.posted_[next]));
-        }
+        // Ahead of what arrived meanwhile (what the throwing callback posted).
+        if (std::uncaught_exceptions() > exceptions) loop.inbox_.put_back(done, loop.posted_, next);
         loop.posted_.clear();
       }
     } guard{*this, done, next};
@@ -3374,8 +3708,13 @@ class basic_loop : public loop_core {
   std::size_t pending_work_ = 0;
   std::atomic<std::size_t> external_refs_{0};
   loop_metrics metrics_{};
-  bool stop_flag_ = false;
+  std::atomic<bool> stop_flag_{false};  // stop() may come from any thread
+  std::atomic<std::thread::id> run_thread_{};  // the thread in run(), for stop()
   bool running_ = false;
+  bool waiting_for_test_ = false;  // the mock cannot move time by itself
+  std::shared_ptr<control> control_ = std::make_shared<control>(this);
+  detail::loop_life& life_ = detail::loop_lives::instance().acquire();
+  std::uint64_t life_id_ = life_.id.load(std::memory_order_relaxed);
 };
 
 }  // namespace phaseloop
@@ -4307,20 +4646,26 @@ class resolver {
   template <class U = T>
     requires(!std::is_void_v<T> && !detail::is_promise_v<U> && std::constructible_from<T, U &&>)
   void resolve(U&& value) const {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     node_->resolve_value(std::forward<U>(value));
   }
   /// Fulfil a promise<void>.
   void resolve() const
     requires std::is_void_v<T>
   {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     node_->resolve_value();
   }
   /// Follow `other`: settle as it settles (two extra jobs, as in JavaScript).
-  void resolve(const promise<T>& other) const { node_->follow(detail::promise_access::node(other)); }
+  void resolve(const promise<T>& other) const {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
+    node_->follow(detail::promise_access::node(other));
+  }
 
   /// Reject with an exception_ptr, a std::error_code (as std::system_error) or an exception object.
   template <class E>
   void reject(E&& error) const {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     if (!node_->resolved) node_->reject_now(detail::to_exception_ptr(std::forward<E>(error)));
   }
 
@@ -4328,6 +4673,7 @@ class resolver {
   template <class U = T>
     requires(!std::is_void_v<T> && std::constructible_from<T, U &&>)
   void settle(std::error_code ec, U&& value) const {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     if (ec)
       reject(ec);
     else
@@ -4337,6 +4683,7 @@ class resolver {
   void settle(std::error_code ec) const
     requires std::is_void_v<T>
   {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     if (ec)
       reject(ec);
     else
@@ -4357,9 +4704,13 @@ class resolver {
   }
 
   /// Settled, or locked in to follow another promise.
-  [[nodiscard]] bool is_resolved() const noexcept { return node_->resolved; }
+  [[nodiscard]] bool is_resolved() const noexcept {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
+    return node_->resolved;
+  }
   /// The promise this resolver settles.
   [[nodiscard]] promise<T> get_promise() const noexcept {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     return detail::promise_access::wrap<T>(detail::node_ptr<detail::state<T>>::share(node_.get()).detach());
   }
   explicit operator bool() const noexcept { return static_cast<bool>(node_); }
@@ -4423,12 +4774,19 @@ class promise {
 
   /// False for a default-constructed or moved-from handle.
   [[nodiscard]] bool valid() const noexcept { return node_ != nullptr; }
-  [[nodiscard]] promise_status status() const noexcept { return node_->status; }
+  /// Precondition for every call below: valid() (PHASELOOP_ASSERT).
+  [[nodiscard]] promise_status status() const noexcept {
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
+    return node_->status;
+  }
   [[nodiscard]] bool pending() const noexcept { return status() == promise_status::pending; }
   [[nodiscard]] bool fulfilled() const noexcept { return status() == promise_status::fulfilled; }
   [[nodiscard]] bool rejected() const noexcept { return status() == promise_status::rejected; }
   /// The loop this promise queues its reactions on.
-  [[nodiscard]] loop_core& loop() const noexcept { return *node_->loop; }
+  [[nodiscard]] loop_core& loop() const noexcept {
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
+    return *node_->loop;
+  }
 
   /// promise.then(on_fulfilled): a new promise resolved by the handler's
   /// result (a promise result is adopted); a rejection passes through.
@@ -4440,6 +4798,7 @@ class promise {
   /// promise.then(on_fulfilled, on_rejected).
   template <class F, class R>
   auto then(F&& on_fulfilled, R&& on_rejected) const {
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
     using Fd = std::decay_t<F>;
     using Rd = std::decay_t<R>;
     using U = typename detail::then_value<T, Fd>::type;
@@ -4474,6 +4833,7 @@ class promise {
   template <class F>
   promise<T> finally(F&& on_finally) const {
     static_assert(std::is_void_v<T> || std::is_copy_constructible_v<T>, "phaseloop: finally() copies the value");
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
     auto g = [f = std::decay_t<F>(std::forward<F>(on_finally))](detail::promise_node& src,
                                                               detail::state<T>& dst) mutable {
       detail::settle_with(dst, [&]() -> promise<T> {
@@ -4501,7 +4861,10 @@ class promise {
 
   /// co_await: resumes one microtask after this promise settles; gives the
   /// value or throws the rejection.
-  detail::awaiter<T> operator co_await() const noexcept { return detail::awaiter<T>(node_); }
+  detail::awaiter<T> operator co_await() const noexcept {
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
+    return detail::awaiter<T>(node_);
+  }
 
   friend bool operator==(const promise& a, const promise& b) noexcept { return a.node_ == b.node_; }
 
@@ -4559,6 +4922,7 @@ promise<void> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::dura
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 template <class Rep, class Period, class V>
+  requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
 promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::duration<Rep, Period> after,
                                                                           V&& value) {
   using T = std::decay_t<V>;
@@ -4577,6 +4941,7 @@ promise<void> basic_loop<Backend, TimerStore, Executor>::immediate() {
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 template <class V>
+  requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
 promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::immediate(V&& value) {
   using T = std::decay_t<V>;
   auto made = phaseloop::make_promise<T>(*this);
@@ -4987,6 +5352,1346 @@ promise<T> race(promise<T> first, Ts... rest) {
 }  // namespace phaseloop
 // end of <phaseloop/promise/combinators.hpp>
 // end of <phaseloop/promise.hpp>
+// #include <phaseloop/any_loop.hpp>
+// any_loop: a reference to any basic_loop, so code written once (a service, a
+// client, a retry policy) runs on phaseloop::loop in production and on
+// test_loop under virtual time, without becoming a template. It forwards the
+// scheduling API (timers, immediates, ticks, microtasks, post, queue_work,
+// promises) through one table of function pointers per loop type; fs:: and
+// dns:: accept it like a loop.
+
+// #include <phaseloop/abort.hpp>
+// Cancellation signals, Node's AbortController and AbortSignal: a controller
+// aborts, every operation given its signal gives up at once with the signal's
+// reason, and whatever it was waiting on (a timer, queued work) stops keeping
+// the loop alive. The promise forms that take a signal are here too:
+// delay/immediate (timersPromises.setTimeout/setImmediate with { signal }),
+// work (queue_work) and `abortable`, which makes any promise abortable.
+// Signals belong to the loop thread, like the rest of a loop's objects.
+
+// #include <phaseloop/error.hpp>
+// Error codes: Node's names for them, and the library's own codes.
+//
+//   phaseloop::error_name(ec)    "ENOENT", "ECONNREFUSED", "ENOTFOUND", ...: what
+//                                Node puts in err.code (uv_err_name's names)
+//   phaseloop::errc              codes the system has no errno for, in the
+//                                "phaseloop" category (ec == phaseloop::errc::loop_gone)
+//
+// error_name() knows:
+// - std::generic_category() codes (errno values, std::errc), and
+//   std::system_category() codes, which are errno values on POSIX: every
+//   errno that libuv names (E2BIG ... EXDEV, the names of uv-errno.h that the
+//   platform defines), so "ECANCELED" for std::errc::operation_canceled;
+// - on Windows, system_category() codes are Win32 and Winsock errors: the
+//   Winsock ones (WSAECONNREFUSED ...) and the Win32 errors libuv translates
+//   get the name libuv gives them (ERROR_FILE_NOT_FOUND is "ENOENT");
+// - phaseloop::dns::errc (dns.hpp), as Node's dns.lookup reports them:
+//   "ENOTFOUND" for a name that does not resolve (EAI_NONAME) or has no
+//   address of the family asked for (EAI_NODATA, EAI_ADDRFAMILY), "EAI_AGAIN",
+//   "EAI_FAIL", "EAI_BADFLAGS", "EAI_FAMILY", "EAI_OVERFLOW", and Node's dns
+//   codes "EBADNAME" (a hostname it would not look up) and "EBADFAMILY";
+// - phaseloop::errc: "ERR_FS_FILE_TOO_LARGE", "ERR_LOOP_GONE",
+//   "ERR_STREAM_WRITE_AFTER_END";
+// - any other category whose default_error_condition() is a generic one;
+// and gives "UNKNOWN" for everything else (libuv's UV_UNKNOWN). A cleared
+// error_code has no name: "" (Node's err is null then).
+
+// #include <phaseloop/version.hpp>  (inlined above)
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+namespace phaseloop {
+
+/// The library's own error codes: conditions the system has no errno for.
+enum class errc {
+  file_too_large = 1,  ///< ERR_FS_FILE_TOO_LARGE: a file too large to read into one buffer
+  loop_gone,           ///< ERR_LOOP_GONE: the loop a poster or handle refers to was destroyed
+  write_after_end,     ///< ERR_STREAM_WRITE_AFTER_END: a write after the stream was ended
+  aborted,             ///< ABORT_ERR: the operation was aborted through its abort_signal
+};
+
+namespace detail {
+
+/// The one T, made on first use and never destroyed: no exit-time
+/// destructor, and an error category outlives every error code that refers
+/// to it, even in other static objects' destructors.
+template <class T>
+const T& immortal() noexcept {
+  alignas(T) static unsigned char storage[sizeof(T)];
+  static const T* const instance = ::new (static_cast<void*>(storage)) T();
+  return *instance;
+}
+
+// clang's -Wweak-vtables cannot be met by a header-only library: no source
+// file can hold an out-of-line virtual function, so every translation unit
+// emits the vtable (the linker keeps one). Silenced for this class alone.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wweak-vtables"
+#endif
+class phaseloop_error_category final : public std::error_category {
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
+ public:
+  [[nodiscard]] const char* name() const noexcept override { return "phaseloop"; }
+  [[nodiscard]] std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::file_too_large: return "file too large to read into one buffer";
+      case errc::loop_gone: return "the loop was destroyed";
+      case errc::write_after_end: return "write after end";
+      case errc::aborted: return "the operation was aborted";
+    }
+    return "unknown phaseloop error";
+  }
+  /// file_too_large also compares equal to std::errc::file_too_large (EFBIG),
+  /// aborted to std::errc::operation_canceled (ECANCELED).
+  [[nodiscard]] std::error_condition default_error_condition(int value) const noexcept override {
+    if (static_cast<errc>(value) == errc::file_too_large)
+      return std::make_error_condition(std::errc::file_too_large);
+    if (static_cast<errc>(value) == errc::aborted) return std::make_error_condition(std::errc::operation_canceled);
+    return {value, *this};
+  }
+};
+
+}  // namespace detail
+
+/// The "phaseloop" error category, of phaseloop::errc.
+inline const std::error_category& error_category() noexcept {
+  return detail::immortal<detail::phaseloop_error_category>();
+}
+
+/// phaseloop::errc as a std::error_code (found by argument-dependent lookup).
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+}  // namespace phaseloop
+
+// A std trait specialization, not phaseloop API: out of the reference.
+/// \cond
+template <>
+struct std::is_error_code_enum<phaseloop::errc> : std::true_type {};
+/// \endcond
+
+namespace phaseloop {
+
+namespace detail {
+
+struct error_name_entry {
+  int value;
+  const char* name;
+};
+
+// Every errno name libuv knows (uv-errno.h), where the platform defines it.
+// A table, not a switch: some platforms give two names one value.
+#define PHASELOOP_DETAIL_ERRNO(name) {name, #name},
+inline constexpr error_name_entry errno_names[] = {
+#ifdef E2BIG
+    PHASELOOP_DETAIL_ERRNO(E2BIG)
+#endif
+#ifdef EACCES
+    PHASELOOP_DETAIL_ERRNO(EACCES)
+#endif
+#ifdef EADDRINUSE
+    PHASELOOP_DETAIL_ERRNO(EADDRINUSE)
+#endif
+#ifdef EADDRNOTAVAIL
+    PHASELOOP_DETAIL_ERRNO(EADDRNOTAVAIL)
+#endif
+#ifdef EAFNOSUPPORT
+    PHASELOOP_DETAIL_ERRNO(EAFNOSUPPORT)
+#endif
+#ifdef EAGAIN
+    PHASELOOP_DETAIL_ERRNO(EAGAIN)
+#endif
+#ifdef EALREADY
+    PHASELOOP_DETAIL_ERRNO(EALREADY)
+#endif
+#ifdef EBADF
+    PHASELOOP_DETAIL_ERRNO(EBADF)
+#endif
+#ifdef EBUSY
+    PHASELOOP_DETAIL_ERRNO(EBUSY)
+#endif
+#ifdef ECANCELED
+    PHASELOOP_DETAIL_ERRNO(ECANCELED)
+#endif
+#ifdef ECHARSET
+    PHASELOOP_DETAIL_ERRNO(ECHARSET)
+#endif
+#ifdef ECONNABORTED
+    PHASELOOP_DETAIL_ERRNO(ECONNABORTED)
+#endif
+#ifdef ECONNREFUSED
+    PHASELOOP_DETAIL_ERRNO(ECONNREFUSED)
+#endif
+#ifdef ECONNRESET
+    PHASELOOP_DETAIL_ERRNO(ECONNRESET)
+#endif
+#ifdef EDESTADDRREQ
+    PHASELOOP_DETAIL_ERRNO(EDESTADDRREQ)
+#endif
+#ifdef EEXIST
+    PHASELOOP_DETAIL_ERRNO(EEXIST)
+#endif
+#ifdef EFAULT
+    PHASELOOP_DETAIL_ERRNO(EFAULT)
+#endif
+#ifdef EFBIG
+    PHASELOOP_DETAIL_ERRNO(EFBIG)
+#endif
+#ifdef EFTYPE
+    PHASELOOP_DETAIL_ERRNO(EFTYPE)
+#endif
+#ifdef EHOSTDOWN
+    PHASELOOP_DETAIL_ERRNO(EHOSTDOWN)
+#endif
+#ifdef EHOSTUNREACH
+    PHASELOOP_DETAIL_ERRNO(EHOSTUNREACH)
+#endif
+#ifdef EILSEQ
+    PHASELOOP_DETAIL_ERRNO(EILSEQ)
+#endif
+#ifdef EINTR
+    PHASELOOP_DETAIL_ERRNO(EINTR)
+#endif
+#ifdef EINVAL
+    PHASELOOP_DETAIL_ERRNO(EINVAL)
+#endif
+#ifdef EIO
+    PHASELOOP_DETAIL_ERRNO(EIO)
+#endif
+#ifdef EISCONN
+    PHASELOOP_DETAIL_ERRNO(EISCONN)
+#endif
+#ifdef EISDIR
+    PHASELOOP_DETAIL_ERRNO(EISDIR)
+#endif
+#ifdef ELOOP
+    PHASELOOP_DETAIL_ERRNO(ELOOP)
+#endif
+#ifdef EMFILE
+    PHASELOOP_DETAIL_ERRNO(EMFILE)
+#endif
+#ifdef EMLINK
+    PHASELOOP_DETAIL_ERRNO(EMLINK)
+#endif
+#ifdef EMSGSIZE
+    PHASELOOP_DETAIL_ERRNO(EMSGSIZE)
+#endif
+#ifdef ENAMETOOLONG
+    PHASELOOP_DETAIL_ERRNO(ENAMETOOLONG)
+#endif
+#ifdef ENETDOWN
+    PHASELOOP_DETAIL_ERRNO(ENETDOWN)
+#endif
+#ifdef ENETUNREACH
+    PHASELOOP_DETAIL_ERRNO(ENETUNREACH)
+#endif
+#ifdef ENFILE
+    PHASELOOP_DETAIL_ERRNO(ENFILE)
+#endif
+#ifdef ENOBUFS
+    PHASELOOP_DETAIL_ERRNO(ENOBUFS)
+#endif
+#ifdef ENODATA
+    PHASELOOP_DETAIL_ERRNO(ENODATA)
+#endif
+#ifdef ENODEV
+    PHASELOOP_DETAIL_ERRNO(ENODEV)
+#endif
+#ifdef ENOENT
+    PHASELOOP_DETAIL_ERRNO(ENOENT)
+#endif
+#ifdef ENOEXEC
+    PHASELOOP_DETAIL_ERRNO(ENOEXEC)
+#endif
+#ifdef ENOMEM
+    PHASELOOP_DETAIL_ERRNO(ENOMEM)
+#endif
+#ifdef ENONET
+    PHASELOOP_DETAIL_ERRNO(ENONET)
+#endif
+#ifdef ENOPROTOOPT
+    PHASELOOP_DETAIL_ERRNO(ENOPROTOOPT)
+#endif
+#ifdef ENOSPC
+    PHASELOOP_DETAIL_ERRNO(ENOSPC)
+#endif
+#ifdef ENOSYS
+    PHASELOOP_DETAIL_ERRNO(ENOSYS)
+#endif
+#ifdef ENOTCONN
+    PHASELOOP_DETAIL_ERRNO(ENOTCONN)
+#endif
+#ifdef ENOTDIR
+    PHASELOOP_DETAIL_ERRNO(ENOTDIR)
+#endif
+#ifdef ENOTEMPTY
+    PHASELOOP_DETAIL_ERRNO(ENOTEMPTY)
+#endif
+#ifdef ENOTSOCK
+    PHASELOOP_DETAIL_ERRNO(ENOTSOCK)
+#endif
+#ifdef ENOTSUP
+    PHASELOOP_DETAIL_ERRNO(ENOTSUP)
+#endif
+#ifdef ENOTTY
+    PHASELOOP_DETAIL_ERRNO(ENOTTY)
+#endif
+#ifdef ENXIO
+    PHASELOOP_DETAIL_ERRNO(ENXIO)
+#endif
+#ifdef EOVERFLOW
+    PHASELOOP_DETAIL_ERRNO(EOVERFLOW)
+#endif
+#ifdef EPERM
+    PHASELOOP_DETAIL_ERRNO(EPERM)
+#endif
+#ifdef EPIPE
+    PHASELOOP_DETAIL_ERRNO(EPIPE)
+#endif
+#ifdef EPROTO
+    PHASELOOP_DETAIL_ERRNO(EPROTO)
+#endif
+#ifdef EPROTONOSUPPORT
+    PHASELOOP_DETAIL_ERRNO(EPROTONOSUPPORT)
+#endif
+#ifdef EPROTOTYPE
+    PHASELOOP_DETAIL_ERRNO(EPROTOTYPE)
+#endif
+#ifdef ERANGE
+    PHASELOOP_DETAIL_ERRNO(ERANGE)
+#endif
+#ifdef EREMOTEIO
+    PHASELOOP_DETAIL_ERRNO(EREMOTEIO)
+#endif
+#ifdef EROFS
+    PHASELOOP_DETAIL_ERRNO(EROFS)
+#endif
+#ifdef ESHUTDOWN
+    PHASELOOP_DETAIL_ERRNO(ESHUTDOWN)
+#endif
+#ifdef ESOCKTNOSUPPORT
+    PHASELOOP_DETAIL_ERRNO(ESOCKTNOSUPPORT)
+#endif
+#ifdef ESPIPE
+    PHASELOOP_DETAIL_ERRNO(ESPIPE)
+#endif
+#ifdef ESRCH
+    PHASELOOP_DETAIL_ERRNO(ESRCH)
+#endif
+#ifdef ETIMEDOUT
+    PHASELOOP_DETAIL_ERRNO(ETIMEDOUT)
+#endif
+#ifdef ETXTBSY
+    PHASELOOP_DETAIL_ERRNO(ETXTBSY)
+#endif
+#ifdef EUNATCH
+    PHASELOOP_DETAIL_ERRNO(EUNATCH)
+#endif
+#ifdef EXDEV
+    PHASELOOP_DETAIL_ERRNO(EXDEV)
+#endif
+    {0, nullptr},
+};
+#undef PHASELOOP_DETAIL_ERRNO
+
+#if defined(_WIN32)
+// Win32 and Winsock errors (system_category() on Windows) as libuv
+// translates them (uv_translate_sys_error); the numbers are the Windows
+// SDK's, so <windows.h> and <winsock2.h> stay out of this header.
+inline constexpr error_name_entry windows_error_names[] = {
+    {2, "ENOENT"},          // ERROR_FILE_NOT_FOUND
+    {3, "ENOENT"},          // ERROR_PATH_NOT_FOUND
+    {4, "EMFILE"},          // ERROR_TOO_MANY_OPEN_FILES
+    {5, "EPERM"},           // ERROR_ACCESS_DENIED
+    {6, "EBADF"},           // ERROR_INVALID_HANDLE
+    {8, "ENOMEM"},          // ERROR_NOT_ENOUGH_MEMORY
+    {14, "ENOMEM"},         // ERROR_OUTOFMEMORY
+    {15, "ENOENT"},         // ERROR_INVALID_DRIVE
+    {17, "EXDEV"},          // ERROR_NOT_SAME_DEVICE
+    {19, "EROFS"},          // ERROR_WRITE_PROTECT
+    {32, "EBUSY"},          // ERROR_SHARING_VIOLATION
+    {33, "EBUSY"},          // ERROR_LOCK_VIOLATION
+    {39, "ENOSPC"},         // ERROR_HANDLE_DISK_FULL
+    {50, "ENOTSUP"},        // ERROR_NOT_SUPPORTED
+    {64, "ECONNRESET"},     // ERROR_NETNAME_DELETED
+    {80, "EEXIST"},         // ERROR_FILE_EXISTS
+    {87, "EINVAL"},         // ERROR_INVALID_PARAMETER
+    {109, "EOF"},           // ERROR_BROKEN_PIPE
+    {111, "EFAULT"},        // ERROR_BUFFER_OVERFLOW
+    {112, "ENOSPC"},        // ERROR_DISK_FULL
+    {121, "ETIMEDOUT"},     // ERROR_SEM_TIMEOUT
+    {122, "EINVAL"},        // ERROR_INSUFFICIENT_BUFFER
+    {123, "ENOENT"},        // ERROR_INVALID_NAME
+    {126, "ENOENT"},        // ERROR_MOD_NOT_FOUND
+    {145, "ENOTEMPTY"},     // ERROR_DIR_NOT_EMPTY
+    {161, "ENOENT"},        // ERROR_BAD_PATHNAME
+    {183, "EEXIST"},        // ERROR_ALREADY_EXISTS
+    {206, "ENAMETOOLONG"},  // ERROR_FILENAME_EXCED_RANGE
+    {230, "EPIPE"},         // ERROR_BAD_PIPE
+    {231, "EBUSY"},         // ERROR_PIPE_BUSY
+    {232, "EPIPE"},         // ERROR_NO_DATA
+    {233, "EPIPE"},         // ERROR_PIPE_NOT_CONNECTED
+    {995, "ECANCELED"},     // ERROR_OPERATION_ABORTED
+    {1113, "ECHARSET"},     // ERROR_NO_UNICODE_TRANSLATION
+    {1225, "ECONNREFUSED"}, // ERROR_CONNECTION_REFUSED
+    {1231, "ENETUNREACH"},  // ERROR_NETWORK_UNREACHABLE
+    {1232, "EHOSTUNREACH"}, // ERROR_HOST_UNREACHABLE
+    {1236, "ECONNABORTED"}, // ERROR_CONNECTION_ABORTED
+    {1314, "EPERM"},        // ERROR_PRIVILEGE_NOT_HELD
+    {10004, "ECANCELED"},   // WSAEINTR
+    {10009, "EBADF"},       // WSAEBADF
+    {10013, "EACCES"},      // WSAEACCES
+    {10014, "EFAULT"},      // WSAEFAULT
+    {10022, "EINVAL"},      // WSAEINVAL
+    {10024, "EMFILE"},      // WSAEMFILE
+    {10035, "EAGAIN"},      // WSAEWOULDBLOCK
+    {10037, "EALREADY"},    // WSAEALREADY
+    {10038, "ENOTSOCK"},    // WSAENOTSOCK
+    {10039, "EDESTADDRREQ"},     // WSAEDESTADDRREQ
+    {10040, "EMSGSIZE"},         // WSAEMSGSIZE
+    {10041, "EPROTOTYPE"},       // WSAEPROTOTYPE
+    {10042, "ENOPROTOOPT"},      // WSAENOPROTOOPT
+    {10043, "EPROTONOSUPPORT"},  // WSAEPROTONOSUPPORT
+    {10044, "ESOCKTNOSUPPORT"},  // WSAESOCKTNOSUPPORT
+    {10045, "ENOTSUP"},          // WSAEOPNOTSUPP
+    {10046, "EINVAL"},           // WSAEPFNOSUPPORT
+    {10047, "EAFNOSUPPORT"},     // WSAEAFNOSUPPORT
+    {10048, "EADDRINUSE"},       // WSAEADDRINUSE
+    {10049, "EADDRNOTAVAIL"},    // WSAEADDRNOTAVAIL
+    {10050, "ENETDOWN"},         // WSAENETDOWN
+    {10051, "ENETUNREACH"},      // WSAENETUNREACH
+    {10053, "ECONNABORTED"},     // WSAECONNABORTED
+    {10054, "ECONNRESET"},       // WSAECONNRESET
+    {10055, "ENOBUFS"},          // WSAENOBUFS
+    {10056, "EISCONN"},          // WSAEISCONN
+    {10057, "ENOTCONN"},         // WSAENOTCONN
+    {10058, "EPIPE"},            // WSAESHUTDOWN
+    {10060, "ETIMEDOUT"},        // WSAETIMEDOUT
+    {10061, "ECONNREFUSED"},     // WSAECONNREFUSED
+    {10063, "ENAMETOOLONG"},     // WSAENAMETOOLONG
+    {10064, "EHOSTDOWN"},        // WSAEHOSTDOWN
+    {10065, "EHOSTUNREACH"},     // WSAEHOSTUNREACH
+    {11001, "ENOENT"},           // WSAHOST_NOT_FOUND
+    {11004, "ENOENT"},           // WSANO_DATA
+    {0, nullptr},
+};
+#endif
+
+inline const char* find_error_name(const error_name_entry* table, int value) noexcept {
+  for (; table->name != nullptr; ++table)
+    if (table->value == value) return table->name;
+  return nullptr;
+}
+
+/// Names of phaseloop::dns::errc (dns.hpp), by value, as Node's dns.lookup
+/// reports them (its dnsException turns EAI_NONAME and EAI_NODATA into ENOTFOUND).
+inline const char* dns_error_name(int value) noexcept {
+  switch (value) {
+    case 1: return "EBADNAME";      // bad_hostname
+    case 2: return "EINVAL";        // bad_address: lookup_service of a non-numeric address
+    case 3: return "EBADFAMILY";    // bad_family
+    case 4: return "ENOTFOUND";     // not_found (EAI_NONAME)
+    case 5: return "ENOTFOUND";     // no_data (EAI_NODATA, EAI_ADDRFAMILY)
+    case 6: return "EAI_AGAIN";     // try_again
+    case 7: return "EAI_FAIL";      // failure
+    case 8: return "EAI_BADFLAGS";  // bad_flags
+    case 9: return "EAI_FAMILY";    // unsupported (EAI_FAMILY, EAI_SOCKTYPE, EAI_SERVICE)
+    case 10: return "EAI_OVERFLOW"; // overflow
+    default: return nullptr;
+  }
+}
+
+}  // namespace detail
+
+/// Node's name for `ec` (what err.code holds, uv_err_name's names):
+/// "ENOENT", "ECONNREFUSED", "ENOTFOUND", "ERR_LOOP_GONE", ...; "UNKNOWN"
+/// for a code without one, "" for a cleared error_code.
+[[nodiscard]] inline const char* error_name(const std::error_code& ec) noexcept {
+  if (!ec) return "";
+  const std::error_category& category = ec.category();
+  const int value = ec.value();
+  const char* name = nullptr;
+  if (category == std::generic_category()) {
+    name = detail::find_error_name(detail::errno_names, value);
+  } else if (category == std::system_category()) {
+#if defined(_WIN32)
+    name = detail::find_error_name(detail::windows_error_names, value);
+#else
+    name = detail::find_error_name(detail::errno_names, value);
+#endif
+  } else if (category == error_category()) {
+    switch (static_cast<errc>(value)) {
+      case errc::file_too_large: name = "ERR_FS_FILE_TOO_LARGE"; break;
+      case errc::loop_gone: name = "ERR_LOOP_GONE"; break;
+      case errc::write_after_end: name = "ERR_STREAM_WRITE_AFTER_END"; break;
+      case errc::aborted: name = "ABORT_ERR"; break;
+    }
+  } else if (std::strcmp(category.name(), "phaseloop.dns") == 0) {
+    // Compared by name: dns.hpp (POSIX-only, and heavier) need not be included.
+    name = detail::dns_error_name(value);
+  }
+  if (name == nullptr) {
+    // Another category that maps its codes onto errno conditions.
+    const std::error_condition condition = category.default_error_condition(value);
+    if (condition.category() == std::generic_category())
+      name = detail::find_error_name(detail::errno_names, condition.value());
+  }
+  return name != nullptr ? name : "UNKNOWN";
+}
+
+}  // namespace phaseloop
+// end of <phaseloop/error.hpp>
+// #include <phaseloop/fwd.hpp>  (inlined above)
+// #include <phaseloop/loop.hpp>  (inlined above)
+// #include <phaseloop/promise/core.hpp>  (inlined above)
+
+#include <chrono>
+#include <cstddef>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace phaseloop {
+
+class abort_signal;
+
+namespace detail {
+
+struct abort_listener;
+
+// What every copy of one signal shares; counted without atomics (one thread).
+struct abort_state {
+  std::size_t refs = 1;
+  bool aborted = false;
+  std::error_code reason;
+  abort_listener* head = nullptr;  // in the order added
+  abort_listener* tail = nullptr;
+  std::vector<std::unique_ptr<abort_listener>> upstream;  // any(): subscriptions to the inputs
+
+  ~abort_state();
+  void link(abort_listener& l) noexcept;
+  void unlink(abort_listener& l) noexcept;
+  void abort(std::error_code why);
+};
+
+struct abort_listener {
+  abort_state* owner = nullptr;  // null once run, unsubscribed, or the signal is gone
+  abort_listener* prev = nullptr;
+  abort_listener* next = nullptr;
+  callback fn;
+};
+
+inline abort_state::~abort_state() {
+  for (auto& l : upstream)
+    if (l->owner != nullptr) l->owner->unlink(*l);
+  for (abort_listener* l = head; l != nullptr;) {
+    abort_listener* next = l->next;
+    l->owner = nullptr;
+    l->prev = l->next = nullptr;
+    l = next;
+  }
+}
+
+inline void abort_state::link(abort_listener& l) noexcept {
+  l.owner = this;
+  l.prev = tail;
+  l.next = nullptr;
+  if (tail != nullptr)
+    tail->next = &l;
+  else
+    head = &l;
+  tail = &l;
+}
+
+inline void abort_state::unlink(abort_listener& l) noexcept {
+  if (l.prev != nullptr)
+    l.prev->next = l.next;
+  else
+    head = l.next;
+  if (l.next != nullptr)
+    l.next->prev = l.prev;
+  else
+    tail = l.prev;
+  l.owner = nullptr;
+  l.prev = l.next = nullptr;
+}
+
+inline void abort_state::abort(std::error_code why) {
+  if (aborted) return;
+  aborted = true;
+  reason = why;
+  ++refs;  // a listener may drop the last signal; the state stays until the end
+  // Listeners run in the order they were added. Each leaves the list before
+  // it runs, and its callable is moved out first, so a listener may
+  // unsubscribe itself or others, or drop the signal, from inside.
+  while (head != nullptr) {
+    abort_listener* l = head;
+    unlink(*l);
+    callback fn = std::move(l->fn);
+    if (fn) fn();
+  }
+  if (--refs == 0) delete this;
+}
+
+}  // namespace detail
+
+/// Node's AbortSignal: whether an operation should give up, and why. A
+/// copyable reference to shared state; a default-constructed signal never
+/// aborts. Loop-thread only.
+class abort_signal {
+ public:
+  /// Removes its listener when destroyed or reset (if it has not run).
+  class subscription {
+   public:
+    subscription() = default;
+    subscription(subscription&&) noexcept = default;
+    subscription& operator=(subscription&& other) noexcept {
+      if (this != &other) {
+        reset();
+        listener_ = std::move(other.listener_);
+      }
+      return *this;
+    }
+    subscription(const subscription&) = delete;
+    subscription& operator=(const subscription&) = delete;
+    ~subscription() { reset(); }
+    /// Remove the listener now: it will not run.
+    void reset() noexcept {
+      if (listener_ != nullptr && listener_->owner != nullptr) listener_->owner->unlink(*listener_);
+      listener_.reset();
+    }
+    /// The listener is waiting (it has neither run nor been removed).
+    [[nodiscard]] bool active() const noexcept { return listener_ != nullptr && listener_->owner != nullptr; }
+
+   private:
+    friend class abort_signal;
+    explicit subscription(std::unique_ptr<detail::abort_listener> l) noexcept : listener_(std::move(l)) {}
+    std::unique_ptr<detail::abort_listener> listener_;
+  };
+
+  abort_signal() = default;
+  abort_signal(const abort_signal& other) noexcept : state_(other.state_) {
+    if (state_ != nullptr) ++state_->refs;
+  }
+  abort_signal(abort_signal&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  abort_signal& operator=(abort_signal other) noexcept {
+    std::swap(state_, other.state_);
+    return *this;
+  }
+  ~abort_signal() { release(); }
+
+  /// Whether the signal can ever abort: false for a default-constructed one.
+  [[nodiscard]] bool can_abort() const noexcept { return state_ != nullptr; }
+  /// Whether the signal has aborted (Node's signal.aborted).
+  [[nodiscard]] bool aborted() const noexcept { return state_ != nullptr && state_->aborted; }
+  /// Why it aborted: errc::aborted (ABORT_ERR) unless the controller gave a
+  /// reason; std::errc::timed_out for timeout(). Empty before it aborts.
+  [[nodiscard]] std::error_code reason() const noexcept { return aborted() ? state_->reason : std::error_code{}; }
+  /// Throws std::system_error(reason()) when aborted (Node's throwIfAborted()).
+  void throw_if_aborted() const {
+    if (aborted()) throw std::system_error(state_->reason);
+  }
+  /// Run `cb` once, when the signal aborts (Node's 'abort' event, which
+  /// fires synchronously inside abort()). Keep the subscription while the
+  /// operation is pending; dropping it removes `cb`. On a signal that has
+  /// already aborted, or one that can never abort, `cb` never runs: check
+  /// aborted() first, as Node code does.
+  [[nodiscard]] subscription on_abort(callback cb) const {
+    auto l = std::make_unique<detail::abort_listener>();
+    l->fn = std::move(cb);
+    if (state_ != nullptr && !state_->aborted) state_->link(*l);
+    return subscription(std::move(l));
+  }
+
+  /// A signal that aborts with std::errc::timed_out after `after` on `loop`
+  /// (Node's AbortSignal.timeout). Its timer does not keep the loop alive.
+  template <class Loop, class Rep, class Period>
+  static abort_signal timeout(Loop& loop, std::chrono::duration<Rep, Period> after) {
+    abort_signal s = make();
+    auto t = loop.set_timeout(
+        [keep = s] { keep.state_->abort(std::make_error_code(std::errc::timed_out)); }, after);
+    t.unref();
+    return s;
+  }
+
+  /// A signal that aborts, with the same reason, as soon as any of `signals`
+  /// does (Node's AbortSignal.any); already aborted if one of them is.
+  static abort_signal any(std::initializer_list<abort_signal> signals) {
+    abort_signal s = make();
+    for (const abort_signal& in : signals) {
+      if (in.aborted()) {
+        s.state_->abort(in.state_->reason);
+        return s;
+      }
+    }
+    for (const abort_signal& in : signals) {
+      if (in.state_ == nullptr) continue;
+      detail::abort_state* out = s.state_;
+      detail::abort_state* from = in.state_;
+      subscription sub = in.on_abort([out, from] { out->abort(from->reason); });
+      out->upstream.push_back(std::move(sub.listener_));
+    }
+    return s;
+  }
+
+ private:
+  friend class abort_controller;
+  static abort_signal make() {
+    abort_signal s;
+    s.state_ = new detail::abort_state();
+    return s;
+  }
+  void release() noexcept {
+    if (state_ != nullptr && --state_->refs == 0) delete state_;
+    state_ = nullptr;
+  }
+  detail::abort_state* state_ = nullptr;
+};
+
+/// Node's AbortController: owns a signal and aborts it.
+class abort_controller {
+ public:
+  abort_controller() : signal_(abort_signal::make()) {}
+  /// The signal to give to operations; copies share its state.
+  [[nodiscard]] const abort_signal& signal() const noexcept { return signal_; }
+  /// Abort: every listener runs now, in the order added; later calls do nothing.
+  void abort(std::error_code reason = make_error_code(errc::aborted)) { signal_.state_->abort(reason); }
+
+ private:
+  abort_signal signal_;
+};
+
+// ------------------------------------------------- abortable promise forms
+
+/// `p`, or a rejection with the signal's reason if the signal aborts first;
+/// `on_abort` (optional) stops the underlying work then. A signal that has
+/// already aborted rejects at once and calls `on_abort` now.
+template <class T>
+promise<T> abortable(promise<T> p, const abort_signal& signal, callback on_abort = {}) {
+  if (!signal.can_abort()) return p;
+  loop_core& loop = p.loop();
+  if (signal.aborted()) {
+    if (on_abort) on_abort();
+    // `p` is given up on: its own rejection, if any, is not an unhandled one.
+    if constexpr (std::is_void_v<T>)
+      p.then([] {}, [](std::exception_ptr) {});
+    else
+      p.then([](T) {}, [](std::exception_ptr) {});
+    return detail::make_rejected<T>(loop, detail::to_exception_ptr(signal.reason()));
+  }
+  auto [out, r] = make_promise<T>(loop);
+  struct race {
+    resolver<T> r;
+    abort_signal::subscription sub;
+  };
+  auto shared = std::make_shared<race>(race{r, {}});
+  shared->sub = signal.on_abort([weak = std::weak_ptr<race>(shared), signal, on_abort = std::move(on_abort)]() mutable {
+    if (auto s = weak.lock()) s->r.reject(signal.reason());
+    if (on_abort) on_abort();
+  });
+  if constexpr (std::is_void_v<T>) {
+    p.then([shared] { shared->sub.reset(); shared->r.resolve(); },
+           [shared](std::exception_ptr e) { shared->sub.reset(); shared->r.reject(e); });
+  } else {
+    p.then([shared](T v) { shared->sub.reset(); shared->r.resolve(std::move(v)); },
+           [shared](std::exception_ptr e) { shared->sub.reset(); shared->r.reject(e); });
+  }
+  return std::move(out);
+}
+
+namespace detail {
+// How a listener that outlives the call holds its loop: a basic_loop (not
+// copyable) by address, a loop reference such as any_loop by value, since the
+// caller's any_loop may be a temporary.
+template <class Loop>
+auto hold_loop(Loop& loop) noexcept {
+  if constexpr (std::is_copy_constructible_v<Loop>)
+    return loop;
+  else
+    return &loop;
+}
+template <class Held>
+auto& held_loop(Held& held) noexcept {
+  if constexpr (std::is_pointer_v<Held>)
+    return *held;
+  else
+    return held;
+}
+
+// A timer or an immediate raced against a signal. The block is owned by the
+// timer's (or immediate's) callback; the abort listener only points at it, and
+// clearing the timer frees it (with the subscription, whose listener is the
+// one running and already detached).
+template <class T, class Handle>
+struct abortable_wait {
+  resolver<T> r;
+  abort_signal::subscription sub;
+  Handle handle{};
+};
+}  // namespace detail
+
+/// Resolves after `after` unless `signal` aborts first; then it rejects with
+/// the reason and the timer is cleared at once (Node's
+/// timersPromises.setTimeout(after, undefined, { signal })).
+template <class Loop, class Rep, class Period>
+promise<void> delay(Loop& loop, std::chrono::duration<Rep, Period> after, const abort_signal& signal) {
+  loop_core& core = loop;
+  if (signal.aborted()) return detail::make_rejected<void>(core, detail::to_exception_ptr(signal.reason()));
+  auto [p, r] = make_promise<void>(core);
+  using block = detail::abortable_wait<void, typename Loop::timer_handle>;
+  auto owned = std::make_unique<block>(block{std::move(r), {}, {}});
+  block* b = owned.get();
+  b->handle = loop.set_timeout([owned = std::move(owned)] {
+    owned->sub.reset();
+    owned->r.resolve();
+  }, after);
+  b->sub = signal.on_abort([b, l = detail::hold_loop(loop), signal]() mutable {
+    b->r.reject(signal.reason());
+    detail::held_loop(l).clear_timeout(b->handle);  // frees b
+  });
+  return std::move(p);
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+template <class Rep, class Period>
+promise<void> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::duration<Rep, Period> after,
+                                                               const abort_signal& signal) {
+  return phaseloop::delay(*this, after, signal);
+}
+
+/// Resolves with `value` after `after` unless `signal` aborts first.
+template <class Loop, class Rep, class Period, class V>
+promise<std::decay_t<V>> delay(Loop& loop, std::chrono::duration<Rep, Period> after, V&& value,
+                               const abort_signal& signal) {
+  using T = std::decay_t<V>;
+  if (signal.aborted()) {
+    loop_core& core = loop;
+    return detail::make_rejected<T>(core, detail::to_exception_ptr(signal.reason()));
+  }
+  return delay(loop, after, signal).then([v = T(std::forward<V>(value))]() mutable { return std::move(v); });
+}
+
+/// Resolves in the check phase unless `signal` aborts first; then the
+/// immediate is cleared (Node's timersPromises.setImmediate with { signal }).
+template <class Loop>
+promise<void> immediate(Loop& loop, const abort_signal& signal) {
+  loop_core& core = loop;
+  if (signal.aborted()) return detail::make_rejected<void>(core, detail::to_exception_ptr(signal.reason()));
+  auto [p, r] = make_promise<void>(core);
+  using block = detail::abortable_wait<void, typename Loop::immediate_handle>;
+  auto owned = std::make_unique<block>(block{std::move(r), {}, {}});
+  block* b = owned.get();
+  b->handle = loop.set_immediate([owned = std::move(owned)] {
+    owned->sub.reset();
+    owned->r.resolve();
+  });
+  b->sub = signal.on_abort([b, l = detail::hold_loop(loop), signal]() mutable {
+    b->r.reject(signal.reason());
+    detail::held_loop(l).clear_immediate(b->handle);  // frees b
+  });
+  return std::move(p);
+}
+
+template <backend Backend, timer_store TimerStore, executor Executor>
+promise<void> basic_loop<Backend, TimerStore, Executor>::immediate(const abort_signal& signal) {
+  return phaseloop::immediate(*this, signal);
+}
+
+/// queue_work's promise form: runs `fn` on the executor and resolves with
+/// its result on the loop thread (rejects with what it throws). With a
+/// signal, an abort rejects at once and cancels the work if it has not
+/// started (libuv's uv_cancel); work already running finishes unobserved.
+template <class Loop, class F>
+auto work(Loop& loop, F fn, const abort_signal& signal = {}) -> promise<std::invoke_result_t<F&>> {
+  using T = std::invoke_result_t<F&>;
+  loop_core& core = loop;
+  if (signal.aborted()) return detail::make_rejected<T>(core, detail::to_exception_ptr(signal.reason()));
+  auto [p, r] = make_promise<T>(core);
+  struct state {
+    F fn;
+    std::exception_ptr error;
+    std::conditional_t<std::is_void_v<T>, char, std::optional<T>> value{};
+  };
+  auto owned = std::make_unique<state>(state{std::move(fn), nullptr, {}});
+  state* s = owned.get();
+  auto handle = loop.queue_work(
+      [s] {
+        try {
+          if constexpr (std::is_void_v<T>)
+            s->fn();
+          else
+            s->value.emplace(s->fn());
+        } catch (...) {
+          s->error = std::current_exception();
+        }
+      },
+      [owned = std::move(owned), r = r](std::error_code cancelled) mutable {
+        if (cancelled)
+          r.reject(cancelled);
+        else if (owned->error)
+          r.reject(owned->error);
+        else if constexpr (std::is_void_v<T>)
+          r.resolve();
+        else
+          r.resolve(std::move(*owned->value));
+      });
+  if (!signal.can_abort()) return std::move(p);
+  return abortable(std::move(p), signal,
+                   [l = detail::hold_loop(loop), handle]() mutable { (void)detail::held_loop(l).cancel(handle); });
+}
+
+}  // namespace phaseloop
+// end of <phaseloop/abort.hpp>
+// #include <phaseloop/loop.hpp>  (inlined above)
+// #include <phaseloop/promise/core.hpp>  (inlined above)
+
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace phaseloop {
+
+/// A non-owning reference to a basic_loop of any backend, timer store and
+/// executor: `void start(phaseloop::any_loop loop)` accepts a `phaseloop::loop`
+/// and a `phaseloop::test_loop` alike. Copy it freely; the loop must outlive
+/// every copy. Each call costs one indirect call over the typed loop's.
+class any_loop {
+  // A typed handle (timer, immediate, work) kept by value: they are small,
+  // trivially copyable values (a loop pointer or slot index and a generation).
+  struct handle_bytes {
+    alignas(8) unsigned char bytes[48];
+  };
+  template <class H>
+  static handle_bytes store(const H& h) noexcept {
+    static_assert(std::is_trivially_copyable_v<H> && sizeof(H) <= sizeof(handle_bytes) && alignof(H) <= 8,
+                  "any_loop keeps a loop's handles as plain bytes");
+    handle_bytes out{};
+    std::memcpy(out.bytes, &h, sizeof(H));
+    return out;
+  }
+  template <class H>
+  static H load(const handle_bytes& b) noexcept {
+    H h;
+    std::memcpy(&h, b.bytes, sizeof(H));
+    return h;
+  }
+
+ public:
+  class timer_handle;
+  class immediate_handle;
+  class work_handle;
+
+ private:
+  using millis = std::chrono::duration<double, std::milli>;
+  using timer_fn = detail::unique_function<void(), 2 * sizeof(void*)>;
+  using self_timer_fn = detail::unique_function<void(timer_handle&)>;
+
+  struct vtable {
+    bool (*run)(void*, run_mode);
+    void (*stop)(void*) noexcept;
+    bool (*alive)(const void*) noexcept;
+    std::chrono::milliseconds (*now)(const void*) noexcept;
+    void (*update_time)(const void*) noexcept;
+    handle_bytes (*set_timer)(void*, timer_fn, millis, bool repeat);
+    handle_bytes (*set_self_timer)(void*, self_timer_fn, millis, bool repeat, const vtable*);
+    void (*clear_timer)(void*, const handle_bytes&);
+    void (*timer_refresh)(const handle_bytes&);
+    void (*timer_set_ref)(const handle_bytes&, bool);
+    bool (*timer_has_ref)(const handle_bytes&);
+    bool (*timer_active)(const handle_bytes&);
+    bool (*timer_equal)(const handle_bytes&, const handle_bytes&);
+    handle_bytes (*set_immediate)(void*, callback);
+    void (*clear_immediate)(void*, const handle_bytes&);
+    void (*immediate_set_ref)(const handle_bytes&, bool);
+    bool (*immediate_has_ref)(const handle_bytes&);
+    bool (*immediate_active)(const handle_bytes&);
+    bool (*immediate_equal)(const handle_bytes&, const handle_bytes&);
+    void (*post)(void*, callback);
+    handle_bytes (*queue_work)(void*, callback, detail::unique_function<void(std::error_code)>, work_kind);
+    std::error_code (*cancel)(void*, const handle_bytes&);
+    bool (*work_equal)(const handle_bytes&, const handle_bytes&);
+    loop_core& (*core)(void*) noexcept;
+    const void* type;  // identifies the loop type for target<Loop>()
+  };
+
+  template <class Loop>
+  struct type_tag {
+    static constexpr char id = 0;
+  };
+
+  template <class Loop>
+  static Loop& as(void* p) noexcept {
+    return *static_cast<Loop*>(p);
+  }
+  template <class Loop>
+  static const Loop& as(const void* p) noexcept {
+    return *static_cast<const Loop*>(p);
+  }
+
+ public:
+  /// A timer set through an any_loop: the typed loop's timer handle, erased.
+  class timer_handle {
+   public:
+    timer_handle() = default;
+    /// Restart the countdown from now with the original delay (Node's refresh()).
+    timer_handle& refresh() {
+      if (vt_ != nullptr) vt_->timer_refresh(h_);
+      return *this;
+    }
+    /// Make the timer keep the loop alive (the default).
+    timer_handle& ref() {
+      if (vt_ != nullptr) vt_->timer_set_ref(h_, true);
+      return *this;
+    }
+    /// Let the loop end while this timer is pending.
+    timer_handle& unref() {
+      if (vt_ != nullptr) vt_->timer_set_ref(h_, false);
+      return *this;
+    }
+    [[nodiscard]] bool has_ref() const { return vt_ != nullptr && vt_->timer_has_ref(h_); }
+    /// Scheduled to fire (an interval stays active until cleared).
+    [[nodiscard]] bool active() const { return vt_ != nullptr && vt_->timer_active(h_); }
+    friend bool operator==(const timer_handle& a, const timer_handle& b) {
+      if (a.vt_ != b.vt_) return false;
+      return a.vt_ == nullptr || a.vt_->timer_equal(a.h_, b.h_);
+    }
+
+   private:
+    friend class any_loop;
+    timer_handle(const vtable* vt, handle_bytes h) noexcept : vt_(vt), h_(h) {}
+    const vtable* vt_ = nullptr;
+    handle_bytes h_{};
+  };
+
+  /// An immediate set through an any_loop.
+  class immediate_handle {
+   public:
+    immediate_handle() = default;
+    immediate_handle& ref() {
+      if (vt_ != nullptr) vt_->immediate_set_ref(h_, true);
+      return *this;
+    }
+    immediate_handle& unref() {
+      if (vt_ != nullptr) vt_->immediate_set_ref(h_, false);
+      return *this;
+    }
+    [[nodiscard]] bool has_ref() const { return vt_ != nullptr && vt_->immediate_has_ref(h_); }
+    /// Queued and not yet run or cleared.
+    [[nodiscard]] bool active() const { return vt_ != nullptr && vt_->immediate_active(h_); }
+    [[nodiscard]] bool pending() const { return active(); }
+    friend bool operator==(const immediate_handle& a, const immediate_handle& b) {
+      if (a.vt_ != b.vt_) return false;
+      return a.vt_ == nullptr || a.vt_->immediate_equal(a.h_, b.h_);
+    }
+
+   private:
+    friend class any_loop;
+    immediate_handle(const vtable* vt, handle_bytes h) noexcept : vt_(vt), h_(h) {}
+    const vtable* vt_ = nullptr;
+    handle_bytes h_{};
+  };
+
+  /// Work queued through an any_loop; pass it to cancel().
+  class work_handle {
+   public:
+    work_handle() = default;
+    friend bool operator==(const work_handle& a, const work_handle& b) {
+      if (a.vt_ != b.vt_) return false;
+      return a.vt_ == nullptr || a.vt_->work_equal(a.h_, b.h_);
+    }
+
+   private:
+    friend class any_loop;
+    work_handle(const vtable* vt, handle_bytes h) noexcept : vt_(vt), h_(h) {}
+    const vtable* vt_ = nullptr;
+    handle_bytes h_{};
+  };
+
+ private:
+  template <class Loop>
+  static constexpr vtable table_for = {
+      [](void* l, run_mode m) { return as<Loop>(l).run(m); },
+      [](void* l) noexcept { as<Loop>(l).stop(); },
+      [](const void* l) noexcept { return as<Loop>(l).alive(); },
+      [](const void* l) noexcept { return as<Loop>(l).now(); },
+      [](const void* l) noexcept { as<Loop>(l).update_time(); },
+      [](void* l, timer_fn fn, millis delay, bool repeat) {
+        Loop& loop = as<Loop>(l);
+        return store(repeat ? loop.set_interval(std::move(fn), delay) : loop.set_timeout(std::move(fn), delay));
+      },
+      [](void* l, self_timer_fn fn, millis delay, bool repeat, const vtable* vt) {
+        Loop& loop = as<Loop>(l);
+        auto adapt = [fn = std::move(fn), vt](typename Loop::timer_handle& self) mutable {
+          timer_handle erased(vt, store(self));
+          fn(erased);
+        };
+        return store(repeat ? loop.set_interval(std::move(adapt), delay) : loop.set_timeout(std::move(adapt), delay));
+      },
+      [](void* l, const handle_bytes& h) { as<Loop>(l).clear_timeout(load<typename Loop::timer_handle>(h)); },
+      [](const handle_bytes& h) { load<typename Loop::timer_handle>(h).refresh(); },
+      [](const handle_bytes& h, bool on) {
+        auto t = load<typename Loop::timer_handle>(h);
+        if (on)
+          t.ref();
+        else
+          t.unref();
+      },
+      [](const handle_bytes& h) { return load<typename Loop::timer_handle>(h).has_ref(); },
+      [](const handle_bytes& h) { return load<typename Loop::timer_handle>(h).active(); },
+      [](const handle_bytes& a, const handle_bytes& b) {
+        return load<typename Loop::timer_handle>(a) == load<typename Loop::timer_handle>(b);
+      },
+      [](void* l, callback cb) { return store(as<Loop>(l).set_immediate(std::move(cb))); },
+      [](void* l, const handle_bytes& h) { as<Loop>(l).clear_immediate(load<typename Loop::immediate_handle>(h)); },
+      [](const handle_bytes& h, bool on) {
+        auto i = load<typename Loop::immediate_handle>(h);
+        if (on)
+          i.ref();
+        else
+          i.unref();
+      },
+      [](const handle_bytes& h) { return load<typename Loop::immediate_handle>(h).has_ref(); },
+      [](const handle_bytes& h) { return load<typename Loop::immediate_handle>(h).active(); },
+      [](const handle_bytes& a, const handle_bytes& b) {
+        return load<typename Loop::immediate_handle>(a) == load<typename Loop::immediate_handle>(b);
+      },
+      [](void* l, callback cb) { as<Loop>(l).post(std::move(cb)); },
+      [](void* l, callback work, detail::unique_function<void(std::error_code)> after, work_kind kind) {
+        return store(as<Loop>(l).queue_work(std::move(work), std::move(after), kind));
+      },
+      [](void* l, const handle_bytes& h) { return as<Loop>(l).cancel(load<typename Loop::work_handle>(h)); },
+      [](const handle_bytes& a, const handle_bytes& b) {
+        return load<typename Loop::work_handle>(a) == load<typename Loop::work_handle>(b);
+      },
+      [](void* l) noexcept -> loop_core& { return as<Loop>(l); },
+      &type_tag<Loop>::id,
+  };
+
+ public:
+  /// Refer to `loop` (implicit, so a basic_loop passes where an any_loop is taken).
+  template <class Backend, class TimerStore, class Executor>
+  any_loop(basic_loop<Backend, TimerStore, Executor>& loop) noexcept  // NOLINT(google-explicit-constructor)
+      : loop_(&loop), vt_(&table_for<basic_loop<Backend, TimerStore, Executor>>) {}
+
+  /// The typed loop, when it is a `Loop`; nullptr otherwise (as std::function::target).
+  template <class Loop>
+  [[nodiscard]] Loop* target() const noexcept {
+    return vt_->type == &type_tag<Loop>::id ? static_cast<Loop*>(loop_) : nullptr;
+  }
+
+  // ------------------------------------------------------------- the loop
+
+  /// basic_loop::run.
+  bool run(run_mode mode = run_mode::default_) { return vt_->run(loop_, mode); }
+  /// basic_loop::stop.
+  void stop() noexcept { vt_->stop(loop_); }
+  [[nodiscard]] bool alive() const noexcept { return vt_->alive(loop_); }
+  /// The loop's cached time (virtual time on test_loop).
+  [[nodiscard]] std::chrono::milliseconds now() const noexcept { return vt_->now(loop_); }
+  void update_time() const noexcept { vt_->update_time(loop_); }
+  /// The loop's non-template core: ticks, microtasks, promises.
+  [[nodiscard]] loop_core& core() const noexcept { return vt_->core(loop_); }
+  operator loop_core&() const noexcept { return core(); }  // NOLINT(google-explicit-constructor)
+
+  // ---------------------------------------------------------------- timers
+
+  /// Run `cb` once after `delay` (Node's setTimeout); the delay follows the
+  /// loop's rule (below 1 ms or above 2^31-1 ms means 1 ms).
+  template <class F, class Rep, class Period>
+    requires std::is_invocable_v<std::decay_t<F>&>
+  timer_handle set_timeout(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return {vt_, vt_->set_timer(loop_, timer_fn(std::forward<F>(cb)), millis(delay), false)};
+  }
+  /// Run `cb` every `delay` until cleared (Node's setInterval).
+  template <class F, class Rep, class Period>
+    requires std::is_invocable_v<std::decay_t<F>&>
+  timer_handle set_interval(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return {vt_, vt_->set_timer(loop_, timer_fn(std::forward<F>(cb)), millis(delay), true)};
+  }
+  /// Run `cb(self)` once after `delay`, `self` being this timer's handle.
+  template <class F, class Rep, class Period>
+    requires(!std::is_invocable_v<std::decay_t<F>&> && std::is_invocable_v<std::decay_t<F>&, timer_handle&>)
+  timer_handle set_timeout(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return {vt_, vt_->set_self_timer(loop_, self_timer_fn(std::forward<F>(cb)), millis(delay), false, vt_)};
+  }
+  /// Run `cb(self)` every `delay` until cleared.
+  template <class F, class Rep, class Period>
+    requires(!std::is_invocable_v<std::decay_t<F>&> && std::is_invocable_v<std::decay_t<F>&, timer_handle&>)
+  timer_handle set_interval(F&& cb, std::chrono::duration<Rep, Period> delay) {
+    return {vt_, vt_->set_self_timer(loop_, self_timer_fn(std::forward<F>(cb)), millis(delay), true, vt_)};
+  }
+  /// Cancel a timer; safe on fired, cleared and default-constructed handles.
+  void clear_timeout(const timer_handle& t) {
+    if (t.vt_ == vt_) vt_->clear_timer(loop_, t.h_);
+  }
+  void clear_interval(const timer_handle& t) { clear_timeout(t); }
+
+  // ------------------------------------------------------------ immediates
+
+  /// Run `cb` in the check phase (Node's setImmediate).
+  immediate_handle set_immediate(callback cb) { return {vt_, vt_->set_immediate(loop_, std::move(cb))}; }
+  /// Cancel an immediate that has not run.
+  void clear_immediate(const immediate_handle& i) {
+    if (i.vt_ == vt_) vt_->clear_immediate(loop_, i.h_);
+  }
+
+  // ------------------------------------------------ ticks, microtasks, post
+
+  /// Node's process.nextTick.
+  void next_tick(callback cb) { core().next_tick(std::move(cb)); }
+  /// Node's queueMicrotask.
+  void queue_microtask(callback cb) { core().queue_microtask(std::move(cb)); }
+  /// Thread-safe: run `cb` on the loop thread in the poll phase.
+  void post(callback cb) { vt_->post(loop_, std::move(cb)); }
+
+  // ------------------------------------------------------------------ work
+
+  /// Run `work` on the loop's executor, then `after(error)` on the loop thread.
+  work_handle queue_work(callback work, detail::unique_function<void(std::error_code)> after,
+                         work_kind kind = work_kind::fast) {
+    return {vt_, vt_->queue_work(loop_, std::move(work), std::move(after), kind)};
+  }
+  /// basic_loop::cancel: {} when the work had not started.
+  std::error_code cancel(const work_handle& w) {
+    if (w.vt_ != vt_) return std::make_error_code(std::errc::invalid_argument);
+    return vt_->cancel(loop_, w.h_);
+  }
+
+  // -------------------------------------------------------------- promises
+
+  /// A pending promise and its resolver.
+  template <class T = void>
+  std::pair<promise<T>, resolver<T>> make_promise() {
+    return phaseloop::make_promise<T>(core());
+  }
+  /// A promise resolved with `value`.
+  template <class V>
+  promise<std::decay_t<V>> resolved(V&& value) {
+    static_assert(!detail::is_promise_v<V>, "phaseloop: resolved(p) of a promise is p itself");
+    return detail::make_resolved<std::decay_t<V>>(core(), std::forward<V>(value));
+  }
+  promise<void> resolved() { return detail::make_resolved<void>(core()); }
+  /// A promise rejected with `error` (an exception_ptr, an exception or an error_code).
+  template <class T = void, class E>
+  promise<T> rejected(E&& error) {
+    return detail::make_rejected<T>(core(), detail::to_exception_ptr(std::forward<E>(error)));
+  }
+  /// Resolves after `after` (a timer).
+  template <class Rep, class Period>
+  promise<void> delay(std::chrono::duration<Rep, Period> after) {
+    auto made = make_promise<void>();
+    set_timeout([r = std::move(made.second)] { r.resolve(); }, after);
+    return std::move(made.first);
+  }
+  /// Resolves after `after` unless `signal` aborts first: then it rejects
+  /// with the signal's reason and the timer is cleared.
+  template <class Rep, class Period>
+  promise<void> delay(std::chrono::duration<Rep, Period> after, const abort_signal& signal) {
+    return phaseloop::delay(*this, after, signal);
+  }
+  /// Resolves with `value` after `after`.
+  template <class Rep, class Period, class V>
+    requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
+  promise<std::decay_t<V>> delay(std::chrono::duration<Rep, Period> after, V&& value) {
+    using T = std::decay_t<V>;
+    auto made = make_promise<T>();
+    set_timeout([r = std::move(made.second), v = T(std::forward<V>(value))]() mutable { r.resolve(std::move(v)); },
+                after);
+    return std::move(made.first);
+  }
+  /// Resolves in the check phase unless `signal` aborts first.
+  promise<void> immediate(const abort_signal& signal) { return phaseloop::immediate(*this, signal); }
+  /// Resolves in the check phase (an immediate).
+  promise<void> immediate() {
+    auto made = make_promise<void>();
+    set_immediate([r = std::move(made.second)] { r.resolve(); });
+    return std::move(made.first);
+  }
+
+ private:
+  void* loop_;
+  const vtable* vt_;
+};
+
+}  // namespace phaseloop
+// end of <phaseloop/any_loop.hpp>
+// #include <phaseloop/abort.hpp>  (inlined above)
+// #include <phaseloop/use_promise.hpp>
+// use_promise: a completion token. Passed where an fs or dns call takes its
+// callback, it makes the call return a promise of the result instead
+// (Asio's completion tokens): `fs::stat(loop, path, use_promise)` is a
+// promise<fs::stats>. `use_promise(signal)` makes the call abortable: an
+// abort rejects the promise at once with the signal's reason and cancels the
+// request if the thread pool has not started it (libuv's uv_cancel); a call
+// already running finishes unobserved. Every fs::promises function is its
+// callback form with this token.
+
+// #include <phaseloop/abort.hpp>  (inlined above)
+
+#include <type_traits>
+#include <utility>
+
+namespace phaseloop {
+
+/// The type of `use_promise`.
+struct use_promise_t {
+  /// `use_promise(signal)`: the token with a cancellation signal.
+  struct with_signal {
+    abort_signal signal;
+  };
+  /// The token carrying `signal`.
+  with_signal operator()(abort_signal signal) const { return {std::move(signal)}; }
+};
+
+/// Pass in place of a callback to get a promise of the result.
+inline constexpr use_promise_t use_promise{};
+
+namespace detail {
+
+/// Whether Cb is the use_promise token (with or without a signal).
+template <class Cb>
+inline constexpr bool is_promise_token =
+    std::is_same_v<std::decay_t<Cb>, use_promise_t> || std::is_same_v<std::decay_t<Cb>, use_promise_t::with_signal>;
+
+inline abort_signal token_signal(const use_promise_t&) noexcept { return {}; }
+inline abort_signal token_signal(const use_promise_t::with_signal& t) noexcept { return t.signal; }
+
+/// Start `start(callback)` with a resolver as its err-first callback and give
+/// the promise; with a signal, `cancel(handle)` runs on abort, `handle` being
+/// what `start` returned.
+template <class T, class Loop, class Token, class Start, class Cancel>
+promise<T> promise_for(Loop& loop, const Token& token, Start start, Cancel cancel) {
+  loop_core& core = loop;
+  abort_signal signal = token_signal(token);
+  if (signal.aborted()) return make_rejected<T>(core, to_exception_ptr(signal.reason()));
+  auto made = make_promise<T>(core);
+  auto handle = start(std::move(made.second));
+  if (!signal.can_abort()) return std::move(made.first);
+  return abortable(std::move(made.first), signal, [l = hold_loop(loop), handle, cancel]() mutable {
+    cancel(held_loop(l), handle);
+  });
+}
+
+}  // namespace detail
+
+}  // namespace phaseloop
+// end of <phaseloop/use_promise.hpp>
 // #include <phaseloop/timers/heap.hpp>
 // heap_timers: a 4-ary min-heap keyed by (due, insertion number). Keys are
 // kept in the heap array so a sift compares contiguous 24-byte entries
@@ -5781,7 +7486,7 @@ class mock_backend {
     collect(done);
     if (done.empty() && !woken_ && cancelled_.empty()) {
       if (timeout > std::chrono::milliseconds::zero()) {
-        if (auto_advance_) now_ += timeout;
+        if (auto_advance_) now_ = later(now_, timeout);
       } else if (timeout < std::chrono::milliseconds::zero()) {
         // Nothing can happen but a wakeup or injection from another thread.
         wakeup_cv_.wait(lock, [&] { return woken_ || !ready_.empty() || !cancelled_.empty(); });
@@ -5834,13 +7539,14 @@ class mock_backend {
 
   // --- what tests drive: time ---------------------------------------------
 
-  /// Move the virtual clock forward.
+  /// Move the virtual clock forward; it stops at milliseconds::max() (about
+  /// 2^63 ms), never wrapping to a negative time.
   void advance(std::chrono::milliseconds by) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (by > std::chrono::milliseconds::zero()) now_ += by;
+    now_ = later(now_, by);
   }
 
-  /// Set the virtual clock; it never moves backwards.
+  /// Set the virtual clock; it never moves backwards (nor below 0).
   void set_time(std::chrono::milliseconds to) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (to > now_) now_ = to;
@@ -5851,6 +7557,11 @@ class mock_backend {
   void set_auto_advance(bool on) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto_advance_ = on;
+  }
+  /// Whether a blocking poll jumps the clock (set_auto_advance).
+  [[nodiscard]] bool auto_advance() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return auto_advance_;
   }
 
   // --- what tests drive: the backend's style --------------------------------
@@ -6404,6 +8115,14 @@ class mock_backend {
 
   mutable std::mutex mutex_;
   std::condition_variable wakeup_cv_;
+  /// `t` moved forward by `by` (a negative `by` does nothing), saturated at
+  /// milliseconds::max().
+  static std::chrono::milliseconds later(std::chrono::milliseconds t, std::chrono::milliseconds by) noexcept {
+    if (by <= std::chrono::milliseconds::zero()) return t;
+    if (t > std::chrono::milliseconds::max() - by) return std::chrono::milliseconds::max();
+    return t + by;
+  }
+
   std::chrono::milliseconds now_{0};
   std::map<native_handle, descriptor> fds_;  // ordered: progress is deterministic
   std::unordered_map<native_handle, std::string> written_;
@@ -7288,16 +9007,1380 @@ static_assert(backend<poll_backend>);
 
 #endif  // !_WIN32
 // end of <phaseloop/backend/poll.hpp>
+// #include <phaseloop/backend/io_uring.hpp>
+// io_uring_backend: Linux's completion backend (docs/design.md §1.1), on raw
+// system calls over <linux/io_uring.h> (no liburing, no link dependency).
+//
+//   - Each operation kind is prepared as a submission entry from its record
+//     (accept, connect, read/readv, write/writev, recv, recvmsg, send,
+//     sendmsg, poll, shutdown; cancel through IORING_OP_ASYNC_CANCEL). The
+//     msghdr a recvmsg/sendmsg needs lives in the operation's scratch area.
+//   - Entries are batched and entered once per loop iteration, in poll();
+//     a blocking poll is one io_uring_enter with GETEVENTS and a timeout.
+//   - The completion queue is read in user space: a non-blocking poll with
+//     nothing to submit and nothing completed makes no system call.
+//   - With io_uring_options::eager, as the reactor does, a write to an idle
+//     socket is tried at submit (it usually goes straight out), and a read
+//     right after one that filled its buffer too; only what would block goes
+//     to the ring. Off by default: batching is what io_uring is for.
+//   - Cross-thread wakeup: a read of an eventfd kept in flight on the ring.
+//   - Cancellation: cancel() queues an ASYNC_CANCEL and returns false; the
+//     operation's own completion (ECANCELED, or its result if it won the
+//     race) is its one final completion, and its buffers stay in use until
+//     then. The destructor cancels everything and waits for the kernel to
+//     give every operation back before unmapping the rings.
+//   - Completion-queue overflow: IORING_FEAT_NODROP is required; an
+//     overflowed queue is flushed with GETEVENTS; a full submission queue is
+//     entered early (reaping completions if the kernel asks, EBUSY).
+//   - Poll operations are one-shot POLL_ADDs re-armed at the next poll, so
+//     readiness is level-triggered, as on epoll.
+//
+// uring_or_epoll_backend holds an io_uring_backend, or an epoll_backend when
+// io_uring_setup is refused (ENOSYS/EPERM under a seccomp profile, an old
+// kernel without the features needed) or PHASELOOP_NO_IO_URING=1 is set, and
+// says which it chose (name()).
+
+// #include <phaseloop/backend/epoll.hpp>  (inlined above)
+// #include <phaseloop/concepts.hpp>  (inlined above)
+// #include <phaseloop/detail/ms_clock.hpp>  (inlined above)
+// #include <phaseloop/detail/posix/perform.hpp>  (inlined above)
+// #include <phaseloop/detail/posix/socket.hpp>  (inlined above)
+// #include <phaseloop/detail/posix/system.hpp>  (inlined above)
+// #include <phaseloop/operation.hpp>  (inlined above)
+
+#if defined(__linux__) && __has_include(<linux/io_uring.h>)
+
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <system_error>
+#include <vector>
+
+/// Defined where io_uring_backend exists (Linux with <linux/io_uring.h>).
+#define PHASELOOP_HAS_IO_URING 1
+
+// Constants newer than some installed kernel headers (the kernel answers
+// EINVAL for what it lacks, and setup retries without it).
+#if !defined(IORING_SETUP_SUBMIT_ALL)
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+#if !defined(IORING_SETUP_COOP_TASKRUN)
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)
+#endif
+#if !defined(IORING_SETUP_TASKRUN_FLAG)
+#define IORING_SETUP_TASKRUN_FLAG (1U << 9)
+#endif
+#if !defined(IORING_SQ_TASKRUN)
+#define IORING_SQ_TASKRUN (1U << 2)
+#endif
+#if !defined(IORING_ASYNC_CANCEL_ALL)
+#define IORING_ASYNC_CANCEL_ALL (1U << 0)
+#endif
+#if !defined(IORING_ASYNC_CANCEL_FD)
+#define IORING_ASYNC_CANCEL_FD (1U << 1)
+#endif
+#if !defined(IORING_ASYNC_CANCEL_ANY)
+#define IORING_ASYNC_CANCEL_ANY (1U << 2)
+#endif
+
+namespace phaseloop {
+
+namespace detail::uring {
+
+inline int sys_setup(unsigned entries, io_uring_params* p) noexcept {
+  return static_cast<int>(::syscall(__NR_io_uring_setup, entries, p));
+}
+inline int sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const void* arg,
+                     std::size_t arg_size) noexcept {
+  return static_cast<int>(::syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, arg_size));
+}
+
+template <class T>
+inline T load_acquire(const T* p) noexcept {
+  return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+template <class T>
+inline void store_release(T* p, T v) noexcept {
+  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/// The backend's per-operation data, in operation::scratch.
+struct op_data {
+  std::uint8_t phase;  // see io_uring_backend::phase
+  std::uint8_t wait_connect;
+  std::uint8_t unused[2];
+  std::uint32_t park;  // index in the parked list, or none
+  msghdr msg;          // recvmsg/sendmsg
+};
+static_assert(sizeof(op_data) <= operation::scratch_size, "io_uring's per-operation data must fit the scratch");
+static_assert(sizeof(io_buffer) == sizeof(iovec) && alignof(io_buffer) == alignof(iovec),
+              "io_buffer is laid out as iovec");
+
+inline op_data& data(operation& op) noexcept { return *reinterpret_cast<op_data*>(op.scratch); }
+
+}  // namespace detail::uring
+
+/// Sizes an io_uring_backend's rings are made with.
+struct io_uring_options {
+  /// Submission-queue entries (rounded up to a power of two by the kernel).
+  unsigned sq_entries = 256;
+  /// Completion-queue entries (more operations than this may be in flight:
+  /// the kernel keeps overflowed completions until the queue is drained).
+  unsigned cq_entries = 4096;
+  /// Try a write to an idle socket, and a read right after one that filled
+  /// its buffer, with a system call at submit, as a readiness backend does
+  /// (it may then complete during submit). Off by default: everything waits
+  /// for the iteration's one io_uring_enter, so a ping-pong round trip costs
+  /// two system calls instead of four.
+  bool eager = false;
+};
+
+/// The io_uring completion backend. Construction throws std::system_error
+/// when io_uring_setup is refused or the kernel lacks what it needs
+/// (IORING_FEAT_NODROP, EXT_ARG, SINGLE_MMAP, RW_CUR_POS: Linux 5.11+).
+class io_uring_backend {
+ public:
+  static constexpr bool completion_based = true;
+  /// Socket and stream kinds (file kinds stay on the executor for now).
+  static constexpr bool supports(op_kind kind) noexcept {
+    return static_cast<unsigned>(kind) <= static_cast<unsigned>(op_kind::shutdown);
+  }
+
+  io_uring_backend() : io_uring_backend(io_uring_options{}) {}
+
+  explicit io_uring_backend(const io_uring_options& options) : eager_(options.eager) {
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+    if (const int error = setup(options)) {
+      ::close(wake_fd_);
+      throw std::system_error(error, std::system_category(), "io_uring_setup");
+    }
+  }
+
+  io_uring_backend(const io_uring_backend&) = delete;
+  io_uring_backend& operator=(const io_uring_backend&) = delete;
+
+  ~io_uring_backend() {
+    drain_kernel();
+    ::munmap(ring_, ring_size_);
+    ::munmap(sqes_, sqes_size_);
+    ::close(ring_fd_);
+    ::close(wake_fd_);
+  }
+
+  [[nodiscard]] std::chrono::milliseconds now() const noexcept {
+    return std::chrono::milliseconds(static_cast<std::int64_t>(clock_.now_ms()));
+  }
+
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  }
+
+  std::error_code submit(operation& op) {
+    if (!supports(op.kind)) return std::make_error_code(std::errc::operation_not_supported);
+    if (op.fd < 0 || op.fd > INT_MAX) return std::make_error_code(std::errc::bad_file_descriptor);
+    descriptor* d = find_or_grow(static_cast<int>(op.fd));
+    if (d == nullptr) return std::make_error_code(std::errc::bad_file_descriptor);
+    if (op.kind == op_kind::poll) {
+      const io_events rw = io_events::readable | io_events::writable;
+      if (!any(op.events) || any(op.events & ~rw)) return std::make_error_code(std::errc::invalid_argument);
+    }
+    op.flags = static_cast<std::uint8_t>(op.flags & ~(op_flag::more | op_flag::backend_bits));
+    if (op.kind == op_kind::shutdown) {
+      // Never blocks: done at once, as on the reactor, so a half-close is
+      // ordered against the peer's events exactly as on epoll (Node's order).
+      (void)detail::posix::perform(op);
+      op.state = op_state::completed;
+      return {};
+    }
+    auto& data = detail::uring::data(op);
+    data.phase = phase_idle;
+    data.wait_connect = 0;
+    data.park = no_park;
+    switch (side_of(op.kind)) {
+      case side::read:
+        if (eager_ && d->readers == 0 && d->read_ready) {
+          const detail::posix::perform_result r = detail::posix::perform(op);
+          if (r != detail::posix::perform_result::not_done) {
+            d->read_ready = r == detail::posix::perform_result::done && !op.error;
+            op.state = op_state::completed;
+            return {};
+          }
+          d->read_ready = false;
+        }
+        ++d->readers;
+        if (d->poll_first) {
+          // The last accept found no descriptor to take (EMFILE): the kernel's
+          // accept would fail at once again, so wait for a connection first.
+          d->poll_first = false;
+          op.state = op_state::submitted;
+          prepare(op, phase_wait);
+          return {};
+        }
+        break;
+      case side::write:
+        if (eager_ && op.kind != op_kind::connect && d->writers == 0 && d->write_ready) {
+          if (detail::posix::perform(op) != detail::posix::perform_result::not_done) {
+            op.state = op_state::completed;
+            return {};
+          }
+          d->write_ready = false;
+        }
+        ++d->writers;
+        break;
+      case side::other:
+        break;
+    }
+    op.state = op_state::submitted;
+    prepare(op, phase_op);
+    return {};
+  }
+
+  bool cancel(operation& op) {
+    if (!op.in_flight()) return true;
+    auto& data = detail::uring::data(op);
+    if (data.phase == phase_parked_op || data.phase == phase_parked_poll || data.phase == phase_parked_wait) {
+      unpark(op);
+      release(op);
+      return true;
+    }
+    if (data.phase != phase_op && data.phase != phase_wait) return true;
+    io_uring_sqe& sqe = next_sqe();
+    sqe.opcode = IORING_OP_ASYNC_CANCEL;
+    sqe.fd = -1;
+    sqe.addr = reinterpret_cast<std::uintptr_t>(&op);
+    sqe.user_data = tag_ignore;
+    return false;
+  }
+
+  void poll(std::chrono::milliseconds timeout, op_queue& completed) {
+    completed.splice_back(ready_);
+    flush_parked(true);
+    if (!wake_armed_) arm_wakeup();
+    reap(completed, false);  // user space only
+    if (timeout == std::chrono::milliseconds::zero() || !completed.empty()) {
+      // One enter submits the iteration's entries and runs the kernel's
+      // pending task work (completions it holds back); none when there is
+      // nothing to submit and nothing held back.
+      if (unsubmitted_ != 0 || (sq_flags() & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) != 0)
+        enter(0, IORING_ENTER_GETEVENTS, nullptr);
+    } else {
+      __kernel_timespec ts{};
+      const __kernel_timespec* limit = nullptr;
+      if (timeout > std::chrono::milliseconds::zero()) {
+        ts.tv_sec = static_cast<long long>(timeout.count() / 1000);
+        ts.tv_nsec = static_cast<long long>(timeout.count() % 1000) * 1000000;
+        limit = &ts;
+      }
+      enter(1, IORING_ENTER_GETEVENTS, limit);
+    }
+    reap(completed);
+    flush_parked(false);  // resubmissions go in with the next enter
+  }
+
+  void wakeup() noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(wake_fd_, &one, sizeof one);
+  }
+
+  std::error_code close(native_handle handle) {
+    if (handle < 0 || handle > INT_MAX) return std::make_error_code(std::errc::bad_file_descriptor);
+    const int fd = static_cast<int>(handle);
+    if (static_cast<std::size_t>(fd) < fds_.size()) {
+      descriptor& d = fds_[static_cast<std::size_t>(fd)];
+      if (d.readers + d.writers != 0) {
+        // Operations left on it fail, never hang (the ring holds its own
+        // reference to the file): parked ones at once, the kernel's through
+        // a cancel by descriptor.
+        for (std::size_t i = parked_.size(); i-- > 0;) {
+          operation& op = *parked_[i];
+          if (op.fd != handle) continue;
+          unpark(op);
+          op.error = std::make_error_code(std::errc::bad_file_descriptor);
+          op.revents = io_events::none;
+          finish(op, ready_);
+        }
+        if (d.readers + d.writers != 0) {
+          io_uring_sqe& sqe = next_sqe();
+          sqe.opcode = IORING_OP_ASYNC_CANCEL;
+          sqe.fd = fd;
+          sqe.cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+          sqe.user_data = tag_ignore;
+          enter(0, 0, nullptr);  // before the number can be reused
+        }
+      }
+      d.read_ready = false;
+      d.write_ready = true;
+      d.poll_first = false;
+    }
+    return detail::posix::close_fd(fd);
+  }
+
+  /// Operations the kernel holds (the wakeup read aside).
+  [[nodiscard]] std::size_t watched() const noexcept { return in_kernel_; }
+  /// Entries of the completion queue (overflow beyond it is kept by the kernel).
+  [[nodiscard]] unsigned cq_entries() const noexcept { return cq_entries_; }
+  /// How many times a completion-queue overflow was flushed.
+  [[nodiscard]] std::uint64_t overflow_flushes() const noexcept { return overflow_flushes_; }
+  /// Turn io_uring_options::eager on or off.
+  void set_eager(bool on) noexcept { eager_ = on; }
+  /// io_uring_enter calls made so far.
+  [[nodiscard]] std::uint64_t enters() const noexcept { return enters_; }
+  /// The backend's name ("io_uring").
+  [[nodiscard]] static constexpr const char* name() noexcept { return "io_uring"; }
+
+ private:
+  enum class side : std::uint8_t { read, write, other };
+
+  static constexpr std::uint8_t phase_idle = 0;
+  static constexpr std::uint8_t phase_op = 1;           // its own entry is in the kernel
+  static constexpr std::uint8_t phase_wait = 2;         // a POLL_ADD for readiness is (it hit EAGAIN)
+  static constexpr std::uint8_t phase_parked_op = 3;    // to be entered again (a partial write, a retry)
+  static constexpr std::uint8_t phase_parked_poll = 4;  // a poll operation re-armed at the next poll
+  static constexpr std::uint8_t phase_parked_wait = 5;  // to wait for readiness (it hit EAGAIN)
+  static constexpr std::uint32_t no_park = UINT32_MAX;
+  static constexpr std::uint64_t tag_ignore = 0;  // cancel entries
+  static constexpr std::uint64_t tag_wake = 1;    // the eventfd read
+  static constexpr std::uint64_t tag_wake_poll = 2;
+
+  static constexpr side side_of(op_kind kind) noexcept {
+    switch (kind) {
+      case op_kind::accept:
+      case op_kind::read:
+      case op_kind::recv:
+      case op_kind::recvfrom: return side::read;
+      case op_kind::connect:
+      case op_kind::write:
+      case op_kind::send:
+      case op_kind::sendto: return side::write;
+      case op_kind::poll:
+      case op_kind::shutdown:
+      case op_kind::file_open:
+      case op_kind::file_close:
+      case op_kind::file_read:
+      case op_kind::file_write:
+      case op_kind::file_fsync:
+      case op_kind::file_stat:
+        break;
+    }
+    return side::other;
+  }
+
+  struct descriptor {
+    std::uint32_t readers = 0;  // read-side operations submitted and not finally completed
+    std::uint32_t writers = 0;
+    bool read_ready = false;  // the last read filled its buffer: try the next one at submit
+    bool write_ready = true;  // a write may go out at submit
+    bool poll_first = false;  // accept: wait for readiness before the next attempt
+  };
+
+  // ---------------------------------------------------------------- setup
+
+  int setup(const io_uring_options& options) {
+    const unsigned extra[] = {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+                              IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0u};
+    io_uring_params p{};
+    int fd = -1;
+    for (const unsigned flags : extra) {
+      std::memset(&p, 0, sizeof p);
+      p.flags = IORING_SETUP_CQSIZE | flags;
+      p.cq_entries = options.cq_entries < options.sq_entries ? options.sq_entries : options.cq_entries;
+      fd = detail::uring::sys_setup(options.sq_entries == 0 ? 1 : options.sq_entries, &p);
+      if (fd >= 0 || errno != EINVAL) break;
+    }
+    if (fd < 0) return errno;
+    ring_fd_ = fd;
+    const unsigned needed = IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_RW_CUR_POS;
+    if ((p.features & needed) != needed) {
+      ::close(fd);
+      return ENOSYS;
+    }
+    const std::size_t sq_size = p.sq_off.array + p.sq_entries * sizeof(std::uint32_t);
+    const std::size_t cq_size = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
+    ring_size_ = sq_size > cq_size ? sq_size : cq_size;
+    ring_ = ::mmap(nullptr, ring_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+    if (ring_ == MAP_FAILED) {
+      const int error = errno;
+      ::close(fd);
+      return error;
+    }
+    sqes_size_ = p.sq_entries * sizeof(io_uring_sqe);
+    void* sqes = ::mmap(nullptr, sqes_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+    if (sqes == MAP_FAILED) {
+      const int error = errno;
+      ::munmap(ring_, ring_size_);
+      ::close(fd);
+      return error;
+    }
+    sqes_ = static_cast<io_uring_sqe*>(sqes);
+    auto* base = static_cast<unsigned char*>(ring_);
+    sq_head_ = reinterpret_cast<unsigned*>(base + p.sq_off.head);
+    sq_tail_ = reinterpret_cast<unsigned*>(base + p.sq_off.tail);
+    sq_flags_ = reinterpret_cast<unsigned*>(base + p.sq_off.flags);
+    auto* array = reinterpret_cast<unsigned*>(base + p.sq_off.array);
+    cq_head_ = reinterpret_cast<unsigned*>(base + p.cq_off.head);
+    cq_tail_ = reinterpret_cast<unsigned*>(base + p.cq_off.tail);
+    cqes_ = reinterpret_cast<io_uring_cqe*>(base + p.cq_off.cqes);
+    sq_entries_ = p.sq_entries;
+    sq_mask_ = *reinterpret_cast<unsigned*>(base + p.sq_off.ring_mask);
+    cq_entries_ = p.cq_entries;
+    cq_mask_ = *reinterpret_cast<unsigned*>(base + p.cq_off.ring_mask);
+    for (unsigned i = 0; i < sq_entries_; ++i) array[i] = i;  // entry i is slot i
+    tail_ = *sq_tail_;
+    return 0;
+  }
+
+  // --------------------------------------------------- submission queue
+
+  [[nodiscard]] unsigned sq_flags() const noexcept { return detail::uring::load_acquire(sq_flags_); }
+
+  // The next free entry, zeroed; a full queue is entered first.
+  io_uring_sqe& next_sqe() {
+    while (tail_ - detail::uring::load_acquire(sq_head_) >= sq_entries_) {
+      if (enter(0, 0, nullptr) < 0 && errno != EBUSY && errno != EAGAIN && errno != EINTR)
+        throw std::system_error(errno, std::system_category(), "io_uring_enter");
+    }
+    io_uring_sqe& sqe = sqes_[tail_ & sq_mask_];
+    std::memset(&sqe, 0, sizeof sqe);
+    ++tail_;
+    ++unsubmitted_;
+    detail::uring::store_release(sq_tail_, tail_);
+    return sqe;
+  }
+
+  // One io_uring_enter: submits what is queued and waits for `wait`
+  // completions (with GETEVENTS), up to `limit`. Completions the kernel
+  // cannot post yet (EBUSY: its overflow list is full) are reaped into
+  // ready_ and the call repeated.
+  int enter(unsigned wait, unsigned flags, const __kernel_timespec* limit) {
+    io_uring_getevents_arg arg{};
+    arg.sigmask = 0;
+    arg.sigmask_sz = _NSIG / 8;
+    arg.ts = reinterpret_cast<std::uintptr_t>(limit);
+    if (wait != 0) flags |= IORING_ENTER_GETEVENTS;
+    for (int attempts = 0;; ++attempts) {
+      ++enters_;
+      const int n = detail::uring::sys_enter(ring_fd_, unsubmitted_, wait, flags | IORING_ENTER_EXT_ARG, &arg,
+                                             sizeof arg);
+      if (n >= 0) {
+        unsubmitted_ -= static_cast<unsigned>(n) < unsubmitted_ ? static_cast<unsigned>(n) : unsubmitted_;
+        return n;
+      }
+      const int error = errno;
+      if ((error == EBUSY || error == EAGAIN) && attempts < 64) {
+        // Room in the completion queue first (the kernel holds overflowed
+        // completions); then submit again, not waiting any more.
+        const bool got = reap(ready_) != 0;
+        flags |= IORING_ENTER_GETEVENTS;
+        if (got) wait = 0;
+        continue;
+      }
+      errno = error;
+      return -1;  // ETIME, EINTR: poll returns; entries stay queued for the next enter
+    }
+  }
+
+  void prepare(operation& op, std::uint8_t phase) {
+    auto& data = detail::uring::data(op);
+    data.phase = phase;
+    ++in_kernel_;
+    io_uring_sqe& sqe = next_sqe();
+    sqe.fd = static_cast<int>(op.fd);
+    sqe.user_data = reinterpret_cast<std::uintptr_t>(&op);
+    if (phase == phase_wait) {
+      sqe.opcode = IORING_OP_POLL_ADD;
+      sqe.poll32_events = side_of(op.kind) == side::read ? POLLIN : POLLOUT;
+      return;
+    }
+    const int nosig = detail::posix::no_sigpipe_flag;
+    switch (op.kind) {
+      case op_kind::poll: {
+        unsigned events = 0;
+        if (any(op.events & io_events::readable)) events |= POLLIN;
+        if (any(op.events & io_events::writable)) events |= POLLOUT;
+        sqe.opcode = IORING_OP_POLL_ADD;
+        sqe.poll32_events = events;
+        return;
+      }
+      case op_kind::accept:
+        sqe.opcode = IORING_OP_ACCEPT;
+        sqe.addr = reinterpret_cast<std::uintptr_t>(op.address);
+        if (op.address != nullptr) sqe.addr2 = reinterpret_cast<std::uintptr_t>(&op.address_length);
+        sqe.accept_flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+        return;
+      case op_kind::connect:
+        sqe.opcode = IORING_OP_CONNECT;
+        sqe.addr = reinterpret_cast<std::uintptr_t>(op.address);
+        sqe.off = op.address_length;
+        return;
+      case op_kind::shutdown:
+        sqe.opcode = IORING_OP_SHUTDOWN;
+        sqe.len = static_cast<unsigned>(op.msg_flags);
+        return;
+      case op_kind::read:
+      case op_kind::recv:
+        if (op.buffer_count == 1) {
+          sqe.opcode = op.kind == op_kind::read ? IORING_OP_READ : IORING_OP_RECV;
+          sqe.addr = reinterpret_cast<std::uintptr_t>(op.buffers[0].data);
+          sqe.len = clamp(op.buffers[0].size);
+        } else if (op.kind == op_kind::read) {
+          sqe.opcode = IORING_OP_READV;
+          sqe.addr = reinterpret_cast<std::uintptr_t>(op.buffers);
+          sqe.len = op.buffer_count;
+        } else {
+          set_msg(op, 0, op.buffer_count, nullptr, 0);
+          sqe.opcode = IORING_OP_RECVMSG;
+          sqe.addr = reinterpret_cast<std::uintptr_t>(&data.msg);
+        }
+        if (op.kind == op_kind::read) sqe.off = ~0ull;  // the current position
+        else sqe.msg_flags = static_cast<unsigned>(op.msg_flags);
+        return;
+      case op_kind::recvfrom:
+        set_msg(op, 0, op.buffer_count, op.address, op.address_length);
+        sqe.opcode = IORING_OP_RECVMSG;
+        sqe.addr = reinterpret_cast<std::uintptr_t>(&data.msg);
+        return;
+      case op_kind::sendto:
+        set_msg(op, 0, op.buffer_count, op.address, op.address != nullptr ? op.address_length : 0);
+        sqe.opcode = IORING_OP_SENDMSG;
+        sqe.addr = reinterpret_cast<std::uintptr_t>(&data.msg);
+        sqe.msg_flags = static_cast<unsigned>(op.msg_flags | nosig);
+        return;
+      case op_kind::write:
+      case op_kind::send: {
+        // What is left past `transferred`: a buffer's tail alone, else the
+        // remaining buffers as they are.
+        std::size_t skip = op.transferred;
+        std::uint32_t first = 0;
+        while (first < op.buffer_count && skip >= op.buffers[first].size) skip -= op.buffers[first++].size;
+        std::uint32_t count = op.buffer_count - first;
+        if (count > detail::posix::max_iov) count = detail::posix::max_iov;
+        const bool one = skip != 0 || count <= 1;
+        if (one) {
+          const io_buffer& b = op.buffers[first < op.buffer_count ? first : 0];
+          sqe.opcode = op.kind == op_kind::write ? IORING_OP_WRITE : IORING_OP_SEND;
+          sqe.addr = reinterpret_cast<std::uintptr_t>(static_cast<char*>(b.data) + skip);
+          sqe.len = first < op.buffer_count ? clamp(b.size - skip) : 0u;
+        } else if (op.kind == op_kind::write) {
+          sqe.opcode = IORING_OP_WRITEV;
+          sqe.addr = reinterpret_cast<std::uintptr_t>(op.buffers + first);
+          sqe.len = count;
+        } else {
+          set_msg(op, first, count, nullptr, 0);
+          sqe.opcode = IORING_OP_SENDMSG;
+          sqe.addr = reinterpret_cast<std::uintptr_t>(&data.msg);
+        }
+        if (op.kind == op_kind::write) sqe.off = ~0ull;
+        else sqe.msg_flags = static_cast<unsigned>(op.msg_flags | nosig);
+        return;
+      }
+      case op_kind::file_open:
+      case op_kind::file_close:
+      case op_kind::file_read:
+      case op_kind::file_write:
+      case op_kind::file_fsync:
+      case op_kind::file_stat:
+        return;
+    }
+  }
+
+  static unsigned clamp(std::size_t n) noexcept { return n > 0x7ffff000u ? 0x7ffff000u : static_cast<unsigned>(n); }
+
+  static void set_msg(operation& op, std::uint32_t first, std::uint32_t count, void* name, std::uint32_t namelen) {
+    msghdr& m = detail::uring::data(op).msg;
+    std::memset(&m, 0, sizeof m);
+    m.msg_iov = reinterpret_cast<iovec*>(op.buffers + first);
+    m.msg_iovlen = count;
+    m.msg_name = name;
+    m.msg_namelen = detail::posix::sys_cast<socklen_t>(namelen);
+  }
+
+  void arm_wakeup() {
+    io_uring_sqe& sqe = next_sqe();
+    sqe.fd = wake_fd_;
+    if (wake_poll_) {
+      sqe.opcode = IORING_OP_POLL_ADD;
+      sqe.poll32_events = POLLIN;
+      sqe.user_data = tag_wake_poll;
+    } else {
+      sqe.opcode = IORING_OP_READ;
+      sqe.addr = reinterpret_cast<std::uintptr_t>(&wake_value_);
+      sqe.len = sizeof wake_value_;
+      sqe.off = ~0ull;
+      sqe.user_data = tag_wake;
+    }
+    wake_armed_ = true;
+  }
+
+  // ------------------------------------------------------ parked operations
+
+  void park(operation& op, std::uint8_t phase) {
+    auto& data = detail::uring::data(op);
+    data.phase = phase;
+    data.park = static_cast<std::uint32_t>(parked_.size());
+    parked_.push_back(&op);
+  }
+
+  void unpark(operation& op) noexcept {
+    auto& data = detail::uring::data(op);
+    if (data.park != no_park && data.park < parked_.size()) {
+      operation* last = parked_.back();
+      parked_[data.park] = last;
+      detail::uring::data(*last).park = data.park;
+      parked_.pop_back();
+    }
+    data.park = no_park;
+    data.phase = phase_idle;
+  }
+
+  // Enter parked operations again: resubmissions always, poll re-arms only
+  // at the start of a poll (after the loop has run their last report).
+  void flush_parked(bool polls) {
+    for (std::size_t i = 0; i < parked_.size();) {
+      operation& op = *parked_[i];
+      const std::uint8_t phase = detail::uring::data(op).phase;
+      if ((phase == phase_parked_poll && (!polls || op.linked))) {
+        ++i;
+        continue;
+      }
+      unpark(op);  // moves the last one here: look at index i again
+      prepare(op, phase == phase_parked_wait ? phase_wait : phase_op);
+    }
+  }
+
+  // Let go of an operation: it is no longer counted on its descriptor.
+  void release(operation& op) noexcept {
+    if (op.fd < 0 || static_cast<std::size_t>(op.fd) >= fds_.size()) return;
+    descriptor& d = fds_[static_cast<std::size_t>(op.fd)];
+    switch (side_of(op.kind)) {
+      case side::read:
+        if (d.readers != 0) --d.readers;
+        break;
+      case side::write:
+        if (d.writers != 0) --d.writers;
+        break;
+      case side::other: break;
+    }
+  }
+
+  // The final completion (a poll operation whose last report is still
+  // queued: that report becomes it).
+  void finish(operation& op, op_queue& completed) noexcept {
+    release(op);
+    detail::uring::data(op).phase = phase_idle;
+    op.state = op_state::completed;
+    op.flags = static_cast<std::uint8_t>(op.flags & ~op_flag::more);
+    if (!op.linked) completed.push_back(op);
+  }
+
+  // ------------------------------------------------------ completion queue
+
+  // Everything in the completion queue, and what overflowed past it.
+  std::size_t reap(op_queue& completed, bool flush = true) {
+    std::size_t n = 0;
+    for (bool first = true;; first = false) {
+      std::size_t flushed = 0;
+      // The head is read again each time: on_cqe may enter (and reap) itself.
+      for (unsigned head; (head = *cq_head_) != detail::uring::load_acquire(cq_tail_);) {
+        const io_uring_cqe cqe = cqes_[head & cq_mask_];
+        detail::uring::store_release(cq_head_, head + 1);  // the entry is copied: free it at once
+        on_cqe(cqe, completed);
+        ++n;
+        ++flushed;
+      }
+      // Completions the kernel holds back: overflowed past the queue, or
+      // waiting for this thread to run their task work (COOP_TASKRUN).
+      // Repeated while a flush brings more, so the queue is drained.
+      const unsigned flags = sq_flags();
+      if (!flush || (flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) == 0) break;
+      if (!first && flushed == 0) break;  // the last flush brought nothing
+      if ((flags & IORING_SQ_CQ_OVERFLOW) != 0) ++overflow_flushes_;
+      ++enters_;
+      // Flush them into the (now empty) queue, submitting what is queued.
+      const int entered = detail::uring::sys_enter(ring_fd_, unsubmitted_, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
+      if (entered >= 0)
+        unsubmitted_ -= static_cast<unsigned>(entered) < unsubmitted_ ? static_cast<unsigned>(entered) : unsubmitted_;
+      else if (errno != EINTR && errno != EBUSY && errno != EAGAIN)
+        break;
+    }
+    return n;
+  }
+
+  void on_cqe(const io_uring_cqe& cqe, op_queue& completed) {
+    if (cqe.user_data == tag_ignore) return;
+    if (cqe.user_data == tag_wake || cqe.user_data == tag_wake_poll) {
+      wake_armed_ = false;
+      if (cqe.user_data == tag_wake && cqe.res == -EAGAIN) wake_poll_ = true;  // an old kernel: poll, then read
+      if (cqe.user_data == tag_wake_poll) {
+        std::uint64_t drained = 0;
+        [[maybe_unused]] auto r = ::read(wake_fd_, &drained, sizeof drained);
+      }
+      return;
+    }
+    if (draining_) {
+      --in_kernel_;
+      return;
+    }
+    operation& op = *reinterpret_cast<operation*>(static_cast<std::uintptr_t>(cqe.user_data));
+    --in_kernel_;
+    auto& data = detail::uring::data(op);
+    const int res = cqe.res;
+    const bool cancelling = op.state == op_state::cancelling;
+
+    if (op.kind == op_kind::poll) {
+      if (cancelling || res < 0) {
+        op.error = cancelling || res == -ECANCELED ? std::make_error_code(std::errc::operation_canceled)
+                                                   : detail::posix::errno_code(-res);
+        op.revents = io_events::none;
+        finish(op, completed);
+        return;
+      }
+      const io_events got = from_poll(static_cast<unsigned>(res)) & (op.events | io_events::hangup | io_events::error);
+      park(op, phase_parked_poll);
+      if (!any(got)) return;
+      if (op.linked) {
+        op.revents |= got;
+        return;
+      }
+      op.revents = got;
+      op.error = {};
+      op.flags = static_cast<std::uint8_t>(op.flags | op_flag::more);
+      completed.push_back(op);
+      return;
+    }
+
+    if (res == -ECANCELED || (cancelling && res < 0)) {
+      // Ours (cancel), or a cancel by descriptor when it was closed under it.
+      op.error = cancelling ? std::make_error_code(std::errc::operation_canceled)
+                            : std::make_error_code(std::errc::bad_file_descriptor);
+      finish(op, completed);
+      return;
+    }
+
+    if (data.phase == phase_wait) {  // the descriptor is ready: perform again
+      if (res < 0) {
+        op.error = detail::posix::errno_code(-res);
+        finish(op, completed);
+        return;
+      }
+      if (data.wait_connect != 0) {
+        op.error = detail::posix::socket_error(static_cast<int>(op.fd));
+        finish(op, completed);
+        return;
+      }
+      if (cancelling) {
+        op.error = std::make_error_code(std::errc::operation_canceled);
+        finish(op, completed);
+        return;
+      }
+      park(op, phase_parked_op);
+      return;
+    }
+
+    if (res < 0) {
+      const int e = -res;
+      if (!cancelling && (detail::posix::would_block(e) || (op.kind == op_kind::connect && e == EINPROGRESS))) {
+        data.wait_connect = op.kind == op_kind::connect ? 1 : 0;
+        park(op, phase_parked_wait);  // an old kernel, or a descriptor that must be polled first
+        return;
+      }
+      if (!cancelling && (e == EINTR || (op.kind == op_kind::accept && e == ECONNABORTED))) {
+        park(op, phase_parked_op);
+        return;
+      }
+      op.error = detail::posix::errno_code(e);
+      if (side_of(op.kind) == side::write) mark(op, false, true);
+      if (op.kind == op_kind::accept && (e == EMFILE || e == ENFILE)) {
+        mark(op, false, false);
+        fds_[static_cast<std::size_t>(op.fd)].poll_first = true;
+      }
+      finish(op, completed);
+      return;
+    }
+
+    const auto n = static_cast<std::size_t>(res);
+    op.error = {};
+    switch (op.kind) {
+      case op_kind::accept:
+        op.accepted = res;
+        if (op.address == nullptr) op.address_length = 0;
+        mark(op, true, false);
+        break;
+      case op_kind::read:
+      case op_kind::recv: {
+        op.transferred = n;
+        op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
+        const std::size_t capacity = op.buffer_bytes();
+        mark(op, n != 0 && n == capacity, false);
+        break;
+      }
+      case op_kind::recvfrom:
+        op.transferred = n;
+        op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
+        op.address_length = detail::posix::sys_cast<std::uint32_t>(data.msg.msg_namelen);
+        op.msg_flags = data.msg.msg_flags;
+        break;
+      case op_kind::write:
+      case op_kind::send:
+        op.transferred += n;
+        if (op.transferred < op.buffer_bytes()) {
+          if (cancelling) {
+            op.error = std::make_error_code(std::errc::operation_canceled);
+          } else if (n != 0) {
+            park(op, phase_parked_op);
+            return;
+          } else {
+            op.error = std::make_error_code(std::errc::io_error);  // no progress on a non-empty write
+          }
+        }
+        mark(op, false, true);
+        break;
+      case op_kind::sendto:
+        op.transferred = n;
+        break;
+      case op_kind::poll:
+      case op_kind::connect:
+      case op_kind::shutdown:
+      case op_kind::file_open:
+      case op_kind::file_close:
+      case op_kind::file_read:
+      case op_kind::file_write:
+      case op_kind::file_fsync:
+      case op_kind::file_stat:
+        break;
+    }
+    finish(op, completed);
+  }
+
+  void mark(const operation& op, bool read_ready, bool write_ready) noexcept {
+    if (op.fd < 0 || static_cast<std::size_t>(op.fd) >= fds_.size()) return;
+    descriptor& d = fds_[static_cast<std::size_t>(op.fd)];
+    if (side_of(op.kind) == side::read) d.read_ready = read_ready;
+    else d.write_ready = write_ready;
+  }
+
+  static io_events from_poll(unsigned e) noexcept {
+    io_events events = io_events::none;
+    if (e & (POLLIN | POLLPRI)) events |= io_events::readable;
+    if (e & POLLOUT) events |= io_events::writable;
+    if (e & (POLLHUP | POLLRDHUP)) events |= io_events::hangup;
+    if (e & POLLERR) events |= io_events::error;
+    return events;
+  }
+
+  descriptor* find_or_grow(int fd) {
+    const auto index = static_cast<std::size_t>(fd);
+    if (index < fds_.size()) return &fds_[index];
+    if (!detail::posix::is_open(fd)) return nullptr;  // no table entry per bogus number
+    std::size_t size = fds_.size() < 64 ? 64 : fds_.size();
+    while (size <= index) size *= 2;
+    fds_.resize(size);
+    return &fds_[index];
+  }
+
+  // The destructor's wait: cancel everything in the kernel and reap until it
+  // has given every operation back, so no buffer is written after the loop's
+  // handles are gone (bounded, for an operation the kernel cannot cancel).
+  void drain_kernel() noexcept {
+    draining_ = true;
+    parked_.clear();
+    try {
+      if (in_kernel_ != 0 || wake_armed_) {
+        io_uring_sqe& sqe = next_sqe();
+        sqe.opcode = IORING_OP_ASYNC_CANCEL;
+        sqe.fd = -1;
+        sqe.cancel_flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+        sqe.user_data = tag_ignore;
+      }
+      op_queue sink;
+      __kernel_timespec ts{0, 50 * 1000000};
+      for (int round = 0; round < 100 && (in_kernel_ != 0 || unsubmitted_ != 0); ++round) {
+        reap(sink);
+        if (in_kernel_ == 0) break;
+        enter(1, IORING_ENTER_GETEVENTS, &ts);
+        reap(sink);
+      }
+      reap(sink);
+      while (sink.pop_front() != nullptr) {}
+      while (ready_.pop_front() != nullptr) {}
+    } catch (...) {
+    }
+  }
+
+  int ring_fd_ = -1;
+  int wake_fd_ = -1;
+  void* ring_ = nullptr;
+  std::size_t ring_size_ = 0;
+  io_uring_sqe* sqes_ = nullptr;
+  std::size_t sqes_size_ = 0;
+  unsigned* sq_head_ = nullptr;
+  unsigned* sq_tail_ = nullptr;
+  unsigned* sq_flags_ = nullptr;
+  unsigned* cq_head_ = nullptr;
+  unsigned* cq_tail_ = nullptr;
+  io_uring_cqe* cqes_ = nullptr;
+  unsigned sq_entries_ = 0;
+  unsigned sq_mask_ = 0;
+  unsigned cq_entries_ = 0;
+  unsigned cq_mask_ = 0;
+  unsigned tail_ = 0;         // our copy of the submission tail
+  unsigned unsubmitted_ = 0;  // entries queued since the last enter
+  std::size_t in_kernel_ = 0;
+  std::uint64_t overflow_flushes_ = 0;
+  std::uint64_t enters_ = 0;
+  std::uint64_t wake_value_ = 0;
+  bool wake_armed_ = false;
+  bool wake_poll_ = false;
+  bool draining_ = false;
+  bool eager_ = false;
+  detail::monotonic_ms_clock clock_;
+  std::vector<descriptor> fds_;
+  std::vector<operation*> parked_;
+  op_queue ready_;  // completed outside a poll (while entering early), delivered at the next
+};
+
+static_assert(backend<io_uring_backend>);
+
+/// Which backend a uring_or_epoll_backend runs on.
+enum class chosen_backend : std::uint8_t { io_uring, epoll };
+
+/// io_uring when the kernel allows it, else epoll: io_uring_setup refused
+/// (ENOSYS, EPERM: a seccomp profile; a kernel older than 5.11) or the
+/// environment variable PHASELOOP_NO_IO_URING=1. Each call dispatches on one
+/// branch. Declared completion-based, so modules take the path that is right
+/// on both (datagram sends one at a time; no batched recvmmsg).
+class uring_or_epoll_backend {
+ public:
+  static constexpr bool completion_based = true;
+  static constexpr bool supports(op_kind kind) noexcept {
+    return io_uring_backend::supports(kind) && epoll_backend::supports(kind);
+  }
+
+  uring_or_epoll_backend() {
+    const char* off = std::getenv("PHASELOOP_NO_IO_URING");
+    if (off == nullptr || std::strcmp(off, "1") != 0) {
+      try {
+        uring_.emplace();
+      } catch (const std::system_error& e) {
+        refusal_ = e.code();
+      }
+    }
+    if (!uring_) epoll_.emplace();
+  }
+
+  /// Which one it chose.
+  [[nodiscard]] chosen_backend chosen() const noexcept {
+    return uring_ ? chosen_backend::io_uring : chosen_backend::epoll;
+  }
+  /// "io_uring" or "epoll".
+  [[nodiscard]] const char* name() const noexcept { return uring_ ? "io_uring" : "epoll"; }
+  /// Why io_uring was not used: io_uring_setup's error ({} when it is used, or
+  /// PHASELOOP_NO_IO_URING turned it off).
+  [[nodiscard]] std::error_code refusal() const noexcept { return refusal_; }
+
+  [[nodiscard]] std::chrono::milliseconds now() const noexcept { return uring_ ? uring_->now() : epoll_->now(); }
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
+    return uring_ ? uring_->hrtime() : epoll_->hrtime();
+  }
+  std::error_code submit(operation& op) { return uring_ ? uring_->submit(op) : epoll_->submit(op); }
+  bool cancel(operation& op) { return uring_ ? uring_->cancel(op) : epoll_->cancel(op); }
+  void poll(std::chrono::milliseconds timeout, op_queue& completed) {
+    if (uring_) uring_->poll(timeout, completed);
+    else epoll_->poll(timeout, completed);
+  }
+  void wakeup() noexcept {
+    if (uring_) uring_->wakeup();
+    else epoll_->wakeup();
+  }
+  std::error_code close(native_handle fd) { return uring_ ? uring_->close(fd) : epoll_->close(fd); }
+  /// Descriptors watched (epoll) or operations in the kernel (io_uring).
+  [[nodiscard]] std::size_t watched() const noexcept { return uring_ ? uring_->watched() : epoll_->watched(); }
+
+  /// The io_uring backend, or nullptr on epoll.
+  io_uring_backend* uring() noexcept { return uring_ ? &*uring_ : nullptr; }
+  /// The epoll backend, or nullptr on io_uring.
+  epoll_backend* epoll() noexcept { return epoll_ ? &*epoll_ : nullptr; }
+
+ private:
+  std::optional<io_uring_backend> uring_;
+  std::optional<epoll_backend> epoll_;
+  std::error_code refusal_;
+};
+
+static_assert(backend<uring_or_epoll_backend>);
+
+}  // namespace phaseloop
+
+#endif  // __linux__ && <linux/io_uring.h>
+// end of <phaseloop/backend/io_uring.hpp>
+// #include <phaseloop/backend/kqueue.hpp>
+// kqueue_backend: the readiness backend of macOS and the BSDs, the shared
+// reactor (detail/reactor.hpp) over kqueue. One EVFILT_READ and one
+// EVFILT_WRITE filter per descriptor, each registered only while that
+// direction is wanted (level-triggered, as the reactor's poller contract
+// says: a paused reader must not lose readiness it did not consume). Interest
+// changes are batched into the changelist of the next kevent call, so a
+// change costs no system call of its own; registering a new descriptor and
+// deleting one are applied at once (the first so an unwatchable descriptor
+// fails at submit, the second because the reactor closes the descriptor
+// right after: a registration left behind swallows events for a reused
+// number, and libkqueue, unlike the BSD kernels, never drops it by itself).
+// Cross-thread wakeups trigger an EVFILT_USER event registered with EV_CLEAR,
+// so it re-arms itself without a further call (a pipe where EVFILT_USER is
+// missing, as on OpenBSD).
+//
+// Built where <sys/event.h> exists: Apple and the BSDs, or any other POSIX
+// system (Linux) with PHASELOOP_WITH_KQUEUE defined and libkqueue's headers
+// and library in the build; PHASELOOP_HAS_KQUEUE_BACKEND then says so.
+
+// The library's headers guard their own platform code, so they are included
+// outside the platform guard (and the single header inlines each once).
+// #include <phaseloop/concepts.hpp>  (inlined above)
+// #include <phaseloop/detail/posix/socket.hpp>  (inlined above)
+// #include <phaseloop/detail/posix/system.hpp>  (inlined above)
+// #include <phaseloop/detail/reactor.hpp>  (inlined above)
+
+#if !defined(_WIN32) &&                                                                                      \
+    (defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) ||             \
+     defined(__DragonFly__) || defined(PHASELOOP_WITH_KQUEUE))
+
+#define PHASELOOP_HAS_KQUEUE_BACKEND 1
+
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <optional>
+#include <utility>
+#include <system_error>
+#include <vector>
+
+namespace phaseloop {
+
+/// kqueue as a poller: EVFILT_READ/EVFILT_WRITE per direction, changes batched
+/// into the next kevent call, EV_DELETE applied before the reactor closes a
+/// descriptor, an EVFILT_USER wakeup.
+class kqueue_poller {
+ public:
+  kqueue_poller() {
+    kq_ = ::kqueue();
+    if (kq_ < 0) throw std::system_error(errno, std::system_category(), "kqueue");
+    // kqueue(2) takes no close-on-exec flag everywhere (FreeBSD 14's kqueuex does).
+    (void)::fcntl(kq_, F_SETFD, FD_CLOEXEC);
+    changes_.reserve(64);
+    receipts_.reserve(64);
+#if defined(EVFILT_USER)
+    struct kevent ev = change(wake_ident, EVFILT_USER, EV_ADD | EV_CLEAR, 0);
+    if (::kevent(kq_, &ev, 1, nullptr, 0, nullptr) < 0) {
+      const int error = errno;
+      (void)::close(kq_);
+      throw std::system_error(error, std::system_category(), "kevent(EVFILT_USER)");
+    }
+#else
+    int fds[2];
+    if (std::error_code ec = detail::posix::open_pipe(fds)) {
+      (void)::close(kq_);
+      throw std::system_error(ec, "pipe");
+    }
+    wake_read_ = fds[0];
+    wake_write_ = fds[1];
+    struct kevent ev = change(static_cast<std::uintptr_t>(wake_read_), EVFILT_READ, EV_ADD, 0);
+    if (::kevent(kq_, &ev, 1, nullptr, 0, nullptr) < 0) {
+      const int error = errno;
+      (void)::close(wake_read_);
+      (void)::close(wake_write_);
+      (void)::close(kq_);
+      throw std::system_error(error, std::system_category(), "kevent(wakeup pipe)");
+    }
+#endif
+  }
+  kqueue_poller(const kqueue_poller&) = delete;
+  kqueue_poller& operator=(const kqueue_poller&) = delete;
+  ~kqueue_poller() {
+#if !defined(EVFILT_USER)
+    (void)::close(wake_read_);
+    (void)::close(wake_write_);
+#endif
+    (void)::close(kq_);
+  }
+
+  /// Registers fd at once (an error: it cannot be watched), applying the
+  /// changes batched so far in the same call.
+  std::error_code add(int fd, io_events interest) {
+    if (fd < 0 || fd == kq_ || fd == wake_read_ || fd == wake_write_)
+      return std::make_error_code(std::errc::bad_file_descriptor);
+    const auto index = static_cast<std::size_t>(fd);
+    if (index >= filters_.size()) filters_.resize(index + 1 > 2 * filters_.size() ? index + 1 : 2 * filters_.size());
+    stage(fd, interest);
+    std::error_code ec = apply_now(fd);
+    if (ec && filters_[index] != 0) {
+      // One direction registered, the other refused: take back the first.
+      stage(fd, io_events::none);
+      (void)apply_now(-1);
+    }
+    return ec;
+  }
+
+  /// Records the new interest for the next kevent call (no system call).
+  std::error_code modify(int fd, io_events interest) {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= filters_.size()) return add(fd, interest);
+    stage(fd, interest);
+    return {};
+  }
+
+  /// Deletes fd's filters at once: the reactor closes the descriptor next.
+  void remove(int fd) noexcept {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= filters_.size() || filters_[static_cast<std::size_t>(fd)] == 0)
+      return;
+    stage(fd, io_events::none);
+    (void)apply_now(-1);
+  }
+
+  /// One kevent call: the batched changes in, up to `capacity` reports out.
+  std::size_t wait(std::chrono::milliseconds timeout, poll_event* out, std::size_t capacity) {
+    std::size_t count = 0;
+    // Changes refused while applied early (with another descriptor's add or
+    // remove) are reported first, and the wait does not block behind them.
+    while (!refused_.empty() && count < capacity) {
+      out[count++] = refused_.back();
+      refused_.pop_back();
+      timeout = std::chrono::milliseconds::zero();
+    }
+    if (count == capacity) return count;
+    // A change refused in the wait's own call needs a slot of the event list;
+    // more changes than slots go in a call of their own first.
+    if (changes_.size() > max_events) (void)apply_now(-1);
+    timespec ts{};
+    timespec* limit = nullptr;
+    if (timeout >= std::chrono::milliseconds::zero()) {
+      ts.tv_sec = detail::posix::sys_cast<std::time_t>(timeout.count() / 1000);
+      ts.tv_nsec = detail::posix::sys_cast<long>((timeout.count() % 1000) * 1000000);
+      limit = &ts;
+    }
+#if defined(LIBKQUEUE)
+    socket_errors_.clear();
+#endif
+    const std::size_t room = capacity - count < max_events ? capacity - count : max_events;
+    const int n = ::kevent(kq_, changes_.data(), static_cast<int>(changes_.size()), events_, static_cast<int>(room),
+                           limit);
+    changes_.clear();  // applied, even when the wait itself was interrupted
+    for (int i = 0; i < n; ++i) {
+      const struct kevent& ev = events_[i];
+      if ((ev.flags & EV_ERROR) != 0) {
+        if (std::optional<poll_event> report = refusal(ev)) out[count++] = *report;
+        continue;
+      }
+#if defined(EVFILT_USER)
+      if (ev.filter == EVFILT_USER) continue;  // the wakeup; EV_CLEAR re-armed it
+#else
+      if (ev.filter == EVFILT_READ && ev.ident == static_cast<std::uintptr_t>(wake_read_)) {
+        char drained[64];
+        while (::read(wake_read_, drained, sizeof drained) > 0) {}
+        continue;
+      }
+#endif
+      io_events events = ev.filter == EVFILT_WRITE ? io_events::writable : io_events::readable;
+      if ((ev.flags & EV_EOF) != 0) {
+        events |= io_events::hangup;
+        if (ev.fflags != 0) {
+          events |= io_events::error;  // the socket's pending error
+#if defined(LIBKQUEUE)
+          socket_errors_.emplace_back(static_cast<int>(ev.ident), detail::posix::sys_cast<int>(ev.fflags));
+#endif
+        }
+      }
+      out[count++] = poll_event{static_cast<int>(ev.ident), events};
+    }
+    return count;
+  }
+
+  /// Thread-safe: triggers the EVFILT_USER event (or writes the pipe).
+  void wake() noexcept {
+#if defined(EVFILT_USER)
+    struct kevent ev = change(wake_ident, EVFILT_USER, 0, NOTE_TRIGGER);
+    (void)::kevent(kq_, &ev, 1, nullptr, 0, nullptr);
+#else
+    const char one = 1;
+    [[maybe_unused]] auto r = ::write(wake_write_, &one, 1);
+#endif
+  }
+
+  /// The kqueue descriptor.
+  [[nodiscard]] int native_handle() const noexcept { return kq_; }
+
+#if defined(LIBKQUEUE)
+  /// libkqueue only: (descriptor, errno) of the reports of the last wait that
+  /// carried a socket error, which libkqueue took from the socket.
+  [[nodiscard]] const std::vector<std::pair<int, int>>& socket_errors() const noexcept { return socket_errors_; }
+#endif
+
+ private:
+  static constexpr std::size_t max_events = 256;
+  static constexpr std::uintptr_t wake_ident = 0;  // EVFILT_USER idents are not descriptors
+  static constexpr std::uint8_t read_bit = 1;
+  static constexpr std::uint8_t write_bit = 2;
+
+  static struct kevent change(std::uintptr_t ident, int filter, unsigned flags, unsigned fflags) noexcept {
+    struct kevent ev {};  // udata stays null: a pointer on most systems, an integer on older NetBSD
+    ev.ident = ident;
+    ev.filter = detail::posix::sys_cast<decltype(ev.filter)>(filter);
+    ev.flags = detail::posix::sys_cast<decltype(ev.flags)>(flags);
+    ev.fflags = detail::posix::sys_cast<decltype(ev.fflags)>(fflags);
+    return ev;
+  }
+
+  // Batch the filter additions and deletions that take fd from what it has to `interest`.
+  void stage(int fd, io_events interest) {
+    std::uint8_t& has = filters_[static_cast<std::size_t>(fd)];
+    std::uint8_t want = 0;
+    if (any(interest & io_events::readable)) want = static_cast<std::uint8_t>(want | read_bit);
+    if (any(interest & io_events::writable)) want = static_cast<std::uint8_t>(want | write_bit);
+    const auto ident = static_cast<std::uintptr_t>(fd);
+    const auto one = [&](std::uint8_t bit, int filter) {
+      if ((want & bit) != 0 && (has & bit) == 0) changes_.push_back(change(ident, filter, EV_ADD, 0));
+      if ((want & bit) == 0 && (has & bit) != 0) changes_.push_back(change(ident, filter, EV_DELETE, 0));
+    };
+    one(read_bit, EVFILT_READ);
+    one(write_bit, EVFILT_WRITE);
+    has = want;
+  }
+
+  // Apply the batched changes now, each with EV_RECEIPT into a list exactly
+  // as long as the changes: every entry comes back as a receipt, and no
+  // pending event is drained (BSD returns after receipts; libkqueue scans
+  // only the room left). Returns the error of descriptor `fd`'s changes;
+  // others' refusals are reported by the next wait.
+  std::error_code apply_now(int fd) {
+    std::error_code result;
+    if (changes_.empty()) return result;
+    for (struct kevent& ev : changes_) ev.flags = detail::posix::sys_cast<decltype(ev.flags)>(ev.flags | EV_RECEIPT);
+    receipts_.resize(changes_.size());
+    const int n = ::kevent(kq_, changes_.data(), static_cast<int>(changes_.size()), receipts_.data(),
+                           static_cast<int>(receipts_.size()), nullptr);
+    if (n < 0) {
+      result = detail::posix::errno_code();
+      if (fd >= 0) filters_[static_cast<std::size_t>(fd)] = 0;
+    }
+    for (int i = 0; i < n; ++i) {
+      const struct kevent& ev = receipts_[static_cast<std::size_t>(i)];
+      if ((ev.flags & EV_ERROR) == 0 || ev.data == 0) continue;
+      if (fd >= 0 && ev.ident == static_cast<std::uintptr_t>(fd)) {
+        (void)refusal(ev);
+        if ((ev.flags & EV_DELETE) == 0 && !result) result = detail::posix::errno_code(detail::posix::sys_cast<int>(ev.data));
+      } else if (std::optional<poll_event> report = refusal(ev)) {
+        refused_.push_back(*report);
+      }
+    }
+    changes_.clear();
+    return result;
+  }
+
+  // A change the kernel refused: the filter is not registered. A refused
+  // deletion is nothing to report (the descriptor was already gone); a
+  // refused addition becomes an error report, so the descriptor's operations
+  // are tried and fail with their own error instead of waiting forever.
+  std::optional<poll_event> refusal(const struct kevent& ev) noexcept {
+    if (ev.data == 0 || (ev.filter != EVFILT_READ && ev.filter != EVFILT_WRITE)) return std::nullopt;
+    const auto fd = static_cast<std::size_t>(ev.ident);
+    if (fd < filters_.size() && (ev.flags & EV_DELETE) == 0)
+      filters_[fd] = static_cast<std::uint8_t>(filters_[fd] & ~(ev.filter == EVFILT_READ ? read_bit : write_bit));
+    if ((ev.flags & EV_DELETE) != 0) return std::nullopt;
+    return poll_event{static_cast<int>(ev.ident), io_events::error};
+  }
+
+  int kq_ = -1;
+  int wake_read_ = -1;  // the wakeup pipe where there is no EVFILT_USER
+  int wake_write_ = -1;
+  std::vector<std::uint8_t> filters_;     // per descriptor: read_bit, write_bit as registered
+  std::vector<struct kevent> changes_;    // batched for the next kevent call
+  std::vector<struct kevent> receipts_;   // apply_now's receipts
+  std::vector<poll_event> refused_;       // refusals found by apply_now, for the next wait
+#if defined(LIBKQUEUE)
+  std::vector<std::pair<int, int>> socket_errors_;
+#endif
+  struct kevent events_[max_events];
+};
+
+static_assert(poller<kqueue_poller>);
+
+/// The reactor over kqueue: the default backend on macOS and the BSDs.
+class kqueue_backend : public detail::reactor<kqueue_poller> {
+#if defined(LIBKQUEUE)
+ public:
+  /// libkqueue reads a socket's pending error (SO_ERROR, which clears it) to
+  /// fill in the event's fflags, where the BSD kernels leave it in place: a
+  /// refused connect would then complete without error and a reset read as
+  /// end of stream. The errors its reports carried are put back here.
+  void poll(std::chrono::milliseconds timeout, op_queue& completed) {
+    op_queue fresh;
+    detail::reactor<kqueue_poller>::poll(timeout, fresh);
+    if (!poller().socket_errors().empty()) {
+      fresh.for_each_safe([&](operation& op) {
+        if (op.error) return;
+        const bool eof = (op.kind == op_kind::read || op.kind == op_kind::recv) && op.transferred == 0;
+        if (op.kind != op_kind::connect && !eof) return;
+        for (const auto& [fd, error] : poller().socket_errors())
+          if (static_cast<native_handle>(fd) == op.fd) op.error = detail::posix::errno_code(error);
+      });
+    }
+    completed.splice_back(fresh);
+  }
+#endif
+};
+
+static_assert(backend<kqueue_backend>);
+
+}  // namespace phaseloop
+
+#endif  // kqueue
+// end of <phaseloop/backend/kqueue.hpp>
 // #include <phaseloop/backend/default.hpp>
 // The one place that picks the platform's native backend (libxev's way):
-// epoll on Linux. kqueue (macOS, the BSDs) and IOCP (Windows) join here as
-// they land; PHASELOOP_HAS_DEFAULT_BACKEND says whether this platform has one.
+// epoll on Linux, kqueue on macOS and the BSDs. IOCP (Windows) joins here as
+// it lands; PHASELOOP_HAS_DEFAULT_BACKEND says whether this platform has one.
+// (kqueue over libkqueue on Linux, PHASELOOP_WITH_KQUEUE, is an extra backend
+// there, never the default.)
+
+// Each backend header guards its own platform code.
+// #include <phaseloop/backend/kqueue.hpp>  (inlined above)
 
 #if defined(__linux__)
 // #include <phaseloop/backend/epoll.hpp>  (inlined above)
 namespace phaseloop {
 /// The platform's native backend: epoll on Linux.
 using default_backend = epoll_backend;
+}  // namespace phaseloop
+#define PHASELOOP_HAS_DEFAULT_BACKEND 1
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) || \
+    defined(__DragonFly__)
+namespace phaseloop {
+/// The platform's native backend: kqueue on macOS and the BSDs.
+using default_backend = kqueue_backend;
 }  // namespace phaseloop
 #define PHASELOOP_HAS_DEFAULT_BACKEND 1
 #endif
@@ -7722,479 +10805,7 @@ static_assert(executor<thread_pool_executor>);
 // POSIX only for now: on Windows this header declares nothing.
 
 // #include <phaseloop/version.hpp>  (inlined above)
-// #include <phaseloop/error.hpp>
-// Error codes: Node's names for them, and the library's own codes.
-//
-//   phaseloop::error_name(ec)    "ENOENT", "ECONNREFUSED", "ENOTFOUND", ...: what
-//                                Node puts in err.code (uv_err_name's names)
-//   phaseloop::errc              codes the system has no errno for, in the
-//                                "phaseloop" category (ec == phaseloop::errc::loop_gone)
-//
-// error_name() knows:
-// - std::generic_category() codes (errno values, std::errc), and
-//   std::system_category() codes, which are errno values on POSIX: every
-//   errno that libuv names (E2BIG ... EXDEV, the names of uv-errno.h that the
-//   platform defines), so "ECANCELED" for std::errc::operation_canceled;
-// - on Windows, system_category() codes are Win32 and Winsock errors: the
-//   Winsock ones (WSAECONNREFUSED ...) and the Win32 errors libuv translates
-//   get the name libuv gives them (ERROR_FILE_NOT_FOUND is "ENOENT");
-// - phaseloop::dns::errc (dns.hpp), as Node's dns.lookup reports them:
-//   "ENOTFOUND" for a name that does not resolve (EAI_NONAME) or has no
-//   address of the family asked for (EAI_NODATA, EAI_ADDRFAMILY), "EAI_AGAIN",
-//   "EAI_FAIL", "EAI_BADFLAGS", "EAI_FAMILY", "EAI_OVERFLOW", and Node's dns
-//   codes "EBADNAME" (a hostname it would not look up) and "EBADFAMILY";
-// - phaseloop::errc: "ERR_FS_FILE_TOO_LARGE", "ERR_LOOP_GONE",
-//   "ERR_STREAM_WRITE_AFTER_END";
-// - any other category whose default_error_condition() is a generic one;
-// and gives "UNKNOWN" for everything else (libuv's UV_UNKNOWN). A cleared
-// error_code has no name: "" (Node's err is null then).
-
-// #include <phaseloop/version.hpp>  (inlined above)
-
-#include <cerrno>
-#include <cstring>
-#include <new>
-#include <string>
-#include <system_error>
-#include <type_traits>
-
-namespace phaseloop {
-
-/// The library's own error codes: conditions the system has no errno for.
-enum class errc {
-  file_too_large = 1,  ///< ERR_FS_FILE_TOO_LARGE: a file too large to read into one buffer
-  loop_gone,           ///< ERR_LOOP_GONE: the loop a poster or handle refers to was destroyed
-  write_after_end,     ///< ERR_STREAM_WRITE_AFTER_END: a write after the stream was ended
-};
-
-namespace detail {
-
-/// The one T, made on first use and never destroyed: no exit-time
-/// destructor, and an error category outlives every error code that refers
-/// to it, even in other static objects' destructors.
-template <class T>
-const T& immortal() noexcept {
-  alignas(T) static unsigned char storage[sizeof(T)];
-  static const T* const instance = ::new (static_cast<void*>(storage)) T();
-  return *instance;
-}
-
-// clang's -Wweak-vtables cannot be met by a header-only library: no source
-// file can hold an out-of-line virtual function, so every translation unit
-// emits the vtable (the linker keeps one). Silenced for this class alone.
-#if defined(__clang__)
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wweak-vtables"
-#endif
-class phaseloop_error_category final : public std::error_category {
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#endif
- public:
-  [[nodiscard]] const char* name() const noexcept override { return "phaseloop"; }
-  [[nodiscard]] std::string message(int value) const override {
-    switch (static_cast<errc>(value)) {
-      case errc::file_too_large: return "file too large to read into one buffer";
-      case errc::loop_gone: return "the loop was destroyed";
-      case errc::write_after_end: return "write after end";
-    }
-    return "unknown phaseloop error";
-  }
-  /// file_too_large also compares equal to std::errc::file_too_large (EFBIG).
-  [[nodiscard]] std::error_condition default_error_condition(int value) const noexcept override {
-    if (static_cast<errc>(value) == errc::file_too_large)
-      return std::make_error_condition(std::errc::file_too_large);
-    return {value, *this};
-  }
-};
-
-}  // namespace detail
-
-/// The "phaseloop" error category, of phaseloop::errc.
-inline const std::error_category& error_category() noexcept {
-  return detail::immortal<detail::phaseloop_error_category>();
-}
-
-/// phaseloop::errc as a std::error_code (found by argument-dependent lookup).
-inline std::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), error_category()};
-}
-
-}  // namespace phaseloop
-
-template <>
-struct std::is_error_code_enum<phaseloop::errc> : std::true_type {};
-
-namespace phaseloop {
-
-namespace detail {
-
-struct error_name_entry {
-  int value;
-  const char* name;
-};
-
-// Every errno name libuv knows (uv-errno.h), where the platform defines it.
-// A table, not a switch: some platforms give two names one value.
-#define PHASELOOP_DETAIL_ERRNO(name) {name, #name},
-inline constexpr error_name_entry errno_names[] = {
-#ifdef E2BIG
-    PHASELOOP_DETAIL_ERRNO(E2BIG)
-#endif
-#ifdef EACCES
-    PHASELOOP_DETAIL_ERRNO(EACCES)
-#endif
-#ifdef EADDRINUSE
-    PHASELOOP_DETAIL_ERRNO(EADDRINUSE)
-#endif
-#ifdef EADDRNOTAVAIL
-    PHASELOOP_DETAIL_ERRNO(EADDRNOTAVAIL)
-#endif
-#ifdef EAFNOSUPPORT
-    PHASELOOP_DETAIL_ERRNO(EAFNOSUPPORT)
-#endif
-#ifdef EAGAIN
-    PHASELOOP_DETAIL_ERRNO(EAGAIN)
-#endif
-#ifdef EALREADY
-    PHASELOOP_DETAIL_ERRNO(EALREADY)
-#endif
-#ifdef EBADF
-    PHASELOOP_DETAIL_ERRNO(EBADF)
-#endif
-#ifdef EBUSY
-    PHASELOOP_DETAIL_ERRNO(EBUSY)
-#endif
-#ifdef ECANCELED
-    PHASELOOP_DETAIL_ERRNO(ECANCELED)
-#endif
-#ifdef ECHARSET
-    PHASELOOP_DETAIL_ERRNO(ECHARSET)
-#endif
-#ifdef ECONNABORTED
-    PHASELOOP_DETAIL_ERRNO(ECONNABORTED)
-#endif
-#ifdef ECONNREFUSED
-    PHASELOOP_DETAIL_ERRNO(ECONNREFUSED)
-#endif
-#ifdef ECONNRESET
-    PHASELOOP_DETAIL_ERRNO(ECONNRESET)
-#endif
-#ifdef EDESTADDRREQ
-    PHASELOOP_DETAIL_ERRNO(EDESTADDRREQ)
-#endif
-#ifdef EEXIST
-    PHASELOOP_DETAIL_ERRNO(EEXIST)
-#endif
-#ifdef EFAULT
-    PHASELOOP_DETAIL_ERRNO(EFAULT)
-#endif
-#ifdef EFBIG
-    PHASELOOP_DETAIL_ERRNO(EFBIG)
-#endif
-#ifdef EFTYPE
-    PHASELOOP_DETAIL_ERRNO(EFTYPE)
-#endif
-#ifdef EHOSTDOWN
-    PHASELOOP_DETAIL_ERRNO(EHOSTDOWN)
-#endif
-#ifdef EHOSTUNREACH
-    PHASELOOP_DETAIL_ERRNO(EHOSTUNREACH)
-#endif
-#ifdef EILSEQ
-    PHASELOOP_DETAIL_ERRNO(EILSEQ)
-#endif
-#ifdef EINTR
-    PHASELOOP_DETAIL_ERRNO(EINTR)
-#endif
-#ifdef EINVAL
-    PHASELOOP_DETAIL_ERRNO(EINVAL)
-#endif
-#ifdef EIO
-    PHASELOOP_DETAIL_ERRNO(EIO)
-#endif
-#ifdef EISCONN
-    PHASELOOP_DETAIL_ERRNO(EISCONN)
-#endif
-#ifdef EISDIR
-    PHASELOOP_DETAIL_ERRNO(EISDIR)
-#endif
-#ifdef ELOOP
-    PHASELOOP_DETAIL_ERRNO(ELOOP)
-#endif
-#ifdef EMFILE
-    PHASELOOP_DETAIL_ERRNO(EMFILE)
-#endif
-#ifdef EMLINK
-    PHASELOOP_DETAIL_ERRNO(EMLINK)
-#endif
-#ifdef EMSGSIZE
-    PHASELOOP_DETAIL_ERRNO(EMSGSIZE)
-#endif
-#ifdef ENAMETOOLONG
-    PHASELOOP_DETAIL_ERRNO(ENAMETOOLONG)
-#endif
-#ifdef ENETDOWN
-    PHASELOOP_DETAIL_ERRNO(ENETDOWN)
-#endif
-#ifdef ENETUNREACH
-    PHASELOOP_DETAIL_ERRNO(ENETUNREACH)
-#endif
-#ifdef ENFILE
-    PHASELOOP_DETAIL_ERRNO(ENFILE)
-#endif
-#ifdef ENOBUFS
-    PHASELOOP_DETAIL_ERRNO(ENOBUFS)
-#endif
-#ifdef ENODATA
-    PHASELOOP_DETAIL_ERRNO(ENODATA)
-#endif
-#ifdef ENODEV
-    PHASELOOP_DETAIL_ERRNO(ENODEV)
-#endif
-#ifdef ENOENT
-    PHASELOOP_DETAIL_ERRNO(ENOENT)
-#endif
-#ifdef ENOEXEC
-    PHASELOOP_DETAIL_ERRNO(ENOEXEC)
-#endif
-#ifdef ENOMEM
-    PHASELOOP_DETAIL_ERRNO(ENOMEM)
-#endif
-#ifdef ENONET
-    PHASELOOP_DETAIL_ERRNO(ENONET)
-#endif
-#ifdef ENOPROTOOPT
-    PHASELOOP_DETAIL_ERRNO(ENOPROTOOPT)
-#endif
-#ifdef ENOSPC
-    PHASELOOP_DETAIL_ERRNO(ENOSPC)
-#endif
-#ifdef ENOSYS
-    PHASELOOP_DETAIL_ERRNO(ENOSYS)
-#endif
-#ifdef ENOTCONN
-    PHASELOOP_DETAIL_ERRNO(ENOTCONN)
-#endif
-#ifdef ENOTDIR
-    PHASELOOP_DETAIL_ERRNO(ENOTDIR)
-#endif
-#ifdef ENOTEMPTY
-    PHASELOOP_DETAIL_ERRNO(ENOTEMPTY)
-#endif
-#ifdef ENOTSOCK
-    PHASELOOP_DETAIL_ERRNO(ENOTSOCK)
-#endif
-#ifdef ENOTSUP
-    PHASELOOP_DETAIL_ERRNO(ENOTSUP)
-#endif
-#ifdef ENOTTY
-    PHASELOOP_DETAIL_ERRNO(ENOTTY)
-#endif
-#ifdef ENXIO
-    PHASELOOP_DETAIL_ERRNO(ENXIO)
-#endif
-#ifdef EOVERFLOW
-    PHASELOOP_DETAIL_ERRNO(EOVERFLOW)
-#endif
-#ifdef EPERM
-    PHASELOOP_DETAIL_ERRNO(EPERM)
-#endif
-#ifdef EPIPE
-    PHASELOOP_DETAIL_ERRNO(EPIPE)
-#endif
-#ifdef EPROTO
-    PHASELOOP_DETAIL_ERRNO(EPROTO)
-#endif
-#ifdef EPROTONOSUPPORT
-    PHASELOOP_DETAIL_ERRNO(EPROTONOSUPPORT)
-#endif
-#ifdef EPROTOTYPE
-    PHASELOOP_DETAIL_ERRNO(EPROTOTYPE)
-#endif
-#ifdef ERANGE
-    PHASELOOP_DETAIL_ERRNO(ERANGE)
-#endif
-#ifdef EREMOTEIO
-    PHASELOOP_DETAIL_ERRNO(EREMOTEIO)
-#endif
-#ifdef EROFS
-    PHASELOOP_DETAIL_ERRNO(EROFS)
-#endif
-#ifdef ESHUTDOWN
-    PHASELOOP_DETAIL_ERRNO(ESHUTDOWN)
-#endif
-#ifdef ESOCKTNOSUPPORT
-    PHASELOOP_DETAIL_ERRNO(ESOCKTNOSUPPORT)
-#endif
-#ifdef ESPIPE
-    PHASELOOP_DETAIL_ERRNO(ESPIPE)
-#endif
-#ifdef ESRCH
-    PHASELOOP_DETAIL_ERRNO(ESRCH)
-#endif
-#ifdef ETIMEDOUT
-    PHASELOOP_DETAIL_ERRNO(ETIMEDOUT)
-#endif
-#ifdef ETXTBSY
-    PHASELOOP_DETAIL_ERRNO(ETXTBSY)
-#endif
-#ifdef EUNATCH
-    PHASELOOP_DETAIL_ERRNO(EUNATCH)
-#endif
-#ifdef EXDEV
-    PHASELOOP_DETAIL_ERRNO(EXDEV)
-#endif
-    {0, nullptr},
-};
-#undef PHASELOOP_DETAIL_ERRNO
-
-#if defined(_WIN32)
-// Win32 and Winsock errors (system_category() on Windows) as libuv
-// translates them (uv_translate_sys_error); the numbers are the Windows
-// SDK's, so <windows.h> and <winsock2.h> stay out of this header.
-inline constexpr error_name_entry windows_error_names[] = {
-    {2, "ENOENT"},          // ERROR_FILE_NOT_FOUND
-    {3, "ENOENT"},          // ERROR_PATH_NOT_FOUND
-    {4, "EMFILE"},          // ERROR_TOO_MANY_OPEN_FILES
-    {5, "EPERM"},           // ERROR_ACCESS_DENIED
-    {6, "EBADF"},           // ERROR_INVALID_HANDLE
-    {8, "ENOMEM"},          // ERROR_NOT_ENOUGH_MEMORY
-    {14, "ENOMEM"},         // ERROR_OUTOFMEMORY
-    {15, "ENOENT"},         // ERROR_INVALID_DRIVE
-    {17, "EXDEV"},          // ERROR_NOT_SAME_DEVICE
-    {19, "EROFS"},          // ERROR_WRITE_PROTECT
-    {32, "EBUSY"},          // ERROR_SHARING_VIOLATION
-    {33, "EBUSY"},          // ERROR_LOCK_VIOLATION
-    {39, "ENOSPC"},         // ERROR_HANDLE_DISK_FULL
-    {50, "ENOTSUP"},        // ERROR_NOT_SUPPORTED
-    {64, "ECONNRESET"},     // ERROR_NETNAME_DELETED
-    {80, "EEXIST"},         // ERROR_FILE_EXISTS
-    {87, "EINVAL"},         // ERROR_INVALID_PARAMETER
-    {109, "EOF"},           // ERROR_BROKEN_PIPE
-    {111, "EFAULT"},        // ERROR_BUFFER_OVERFLOW
-    {112, "ENOSPC"},        // ERROR_DISK_FULL
-    {121, "ETIMEDOUT"},     // ERROR_SEM_TIMEOUT
-    {122, "EINVAL"},        // ERROR_INSUFFICIENT_BUFFER
-    {123, "ENOENT"},        // ERROR_INVALID_NAME
-    {126, "ENOENT"},        // ERROR_MOD_NOT_FOUND
-    {145, "ENOTEMPTY"},     // ERROR_DIR_NOT_EMPTY
-    {161, "ENOENT"},        // ERROR_BAD_PATHNAME
-    {183, "EEXIST"},        // ERROR_ALREADY_EXISTS
-    {206, "ENAMETOOLONG"},  // ERROR_FILENAME_EXCED_RANGE
-    {230, "EPIPE"},         // ERROR_BAD_PIPE
-    {231, "EBUSY"},         // ERROR_PIPE_BUSY
-    {232, "EPIPE"},         // ERROR_NO_DATA
-    {233, "EPIPE"},         // ERROR_PIPE_NOT_CONNECTED
-    {995, "ECANCELED"},     // ERROR_OPERATION_ABORTED
-    {1113, "ECHARSET"},     // ERROR_NO_UNICODE_TRANSLATION
-    {1225, "ECONNREFUSED"}, // ERROR_CONNECTION_REFUSED
-    {1231, "ENETUNREACH"},  // ERROR_NETWORK_UNREACHABLE
-    {1232, "EHOSTUNREACH"}, // ERROR_HOST_UNREACHABLE
-    {1236, "ECONNABORTED"}, // ERROR_CONNECTION_ABORTED
-    {1314, "EPERM"},        // ERROR_PRIVILEGE_NOT_HELD
-    {10004, "ECANCELED"},   // WSAEINTR
-    {10009, "EBADF"},       // WSAEBADF
-    {10013, "EACCES"},      // WSAEACCES
-    {10014, "EFAULT"},      // WSAEFAULT
-    {10022, "EINVAL"},      // WSAEINVAL
-    {10024, "EMFILE"},      // WSAEMFILE
-    {10035, "EAGAIN"},      // WSAEWOULDBLOCK
-    {10037, "EALREADY"},    // WSAEALREADY
-    {10038, "ENOTSOCK"},    // WSAENOTSOCK
-    {10039, "EDESTADDRREQ"},     // WSAEDESTADDRREQ
-    {10040, "EMSGSIZE"},         // WSAEMSGSIZE
-    {10041, "EPROTOTYPE"},       // WSAEPROTOTYPE
-    {10042, "ENOPROTOOPT"},      // WSAENOPROTOOPT
-    {10043, "EPROTONOSUPPORT"},  // WSAEPROTONOSUPPORT
-    {10044, "ESOCKTNOSUPPORT"},  // WSAESOCKTNOSUPPORT
-    {10045, "ENOTSUP"},          // WSAEOPNOTSUPP
-    {10046, "EINVAL"},           // WSAEPFNOSUPPORT
-    {10047, "EAFNOSUPPORT"},     // WSAEAFNOSUPPORT
-    {10048, "EADDRINUSE"},       // WSAEADDRINUSE
-    {10049, "EADDRNOTAVAIL"},    // WSAEADDRNOTAVAIL
-    {10050, "ENETDOWN"},         // WSAENETDOWN
-    {10051, "ENETUNREACH"},      // WSAENETUNREACH
-    {10053, "ECONNABORTED"},     // WSAECONNABORTED
-    {10054, "ECONNRESET"},       // WSAECONNRESET
-    {10055, "ENOBUFS"},          // WSAENOBUFS
-    {10056, "EISCONN"},          // WSAEISCONN
-    {10057, "ENOTCONN"},         // WSAENOTCONN
-    {10058, "EPIPE"},            // WSAESHUTDOWN
-    {10060, "ETIMEDOUT"},        // WSAETIMEDOUT
-    {10061, "ECONNREFUSED"},     // WSAECONNREFUSED
-    {10063, "ENAMETOOLONG"},     // WSAENAMETOOLONG
-    {10064, "EHOSTDOWN"},        // WSAEHOSTDOWN
-    {10065, "EHOSTUNREACH"},     // WSAEHOSTUNREACH
-    {11001, "ENOENT"},           // WSAHOST_NOT_FOUND
-    {11004, "ENOENT"},           // WSANO_DATA
-    {0, nullptr},
-};
-#endif
-
-inline const char* find_error_name(const error_name_entry* table, int value) noexcept {
-  for (; table->name != nullptr; ++table)
-    if (table->value == value) return table->name;
-  return nullptr;
-}
-
-/// Names of phaseloop::dns::errc (dns.hpp), by value, as Node's dns.lookup
-/// reports them (its dnsException turns EAI_NONAME and EAI_NODATA into ENOTFOUND).
-inline const char* dns_error_name(int value) noexcept {
-  switch (value) {
-    case 1: return "EBADNAME";      // bad_hostname
-    case 2: return "EINVAL";        // bad_address: lookup_service of a non-numeric address
-    case 3: return "EBADFAMILY";    // bad_family
-    case 4: return "ENOTFOUND";     // not_found (EAI_NONAME)
-    case 5: return "ENOTFOUND";     // no_data (EAI_NODATA, EAI_ADDRFAMILY)
-    case 6: return "EAI_AGAIN";     // try_again
-    case 7: return "EAI_FAIL";      // failure
-    case 8: return "EAI_BADFLAGS";  // bad_flags
-    case 9: return "EAI_FAMILY";    // unsupported (EAI_FAMILY, EAI_SOCKTYPE, EAI_SERVICE)
-    case 10: return "EAI_OVERFLOW"; // overflow
-    default: return nullptr;
-  }
-}
-
-}  // namespace detail
-
-/// Node's name for `ec` (what err.code holds, uv_err_name's names):
-/// "ENOENT", "ECONNREFUSED", "ENOTFOUND", "ERR_LOOP_GONE", ...; "UNKNOWN"
-/// for a code without one, "" for a cleared error_code.
-[[nodiscard]] inline const char* error_name(const std::error_code& ec) noexcept {
-  if (!ec) return "";
-  const std::error_category& category = ec.category();
-  const int value = ec.value();
-  const char* name = nullptr;
-  if (category == std::generic_category()) {
-    name = detail::find_error_name(detail::errno_names, value);
-  } else if (category == std::system_category()) {
-#if defined(_WIN32)
-    name = detail::find_error_name(detail::windows_error_names, value);
-#else
-    name = detail::find_error_name(detail::errno_names, value);
-#endif
-  } else if (category == error_category()) {
-    switch (static_cast<errc>(value)) {
-      case errc::file_too_large: name = "ERR_FS_FILE_TOO_LARGE"; break;
-      case errc::loop_gone: name = "ERR_LOOP_GONE"; break;
-      case errc::write_after_end: name = "ERR_STREAM_WRITE_AFTER_END"; break;
-    }
-  } else if (std::strcmp(category.name(), "phaseloop.dns") == 0) {
-    // Compared by name: dns.hpp (POSIX-only, and heavier) need not be included.
-    name = detail::dns_error_name(value);
-  }
-  if (name == nullptr) {
-    // Another category that maps its codes onto errno conditions.
-    const std::error_condition condition = category.default_error_condition(value);
-    if (condition.category() == std::generic_category())
-      name = detail::find_error_name(detail::errno_names, condition.value());
-  }
-  return name != nullptr ? name : "UNKNOWN";
-}
-
-}  // namespace phaseloop
-// end of <phaseloop/error.hpp>
+// #include <phaseloop/error.hpp>  (inlined above)
 
 #if !defined(_WIN32)
 
@@ -8204,6 +10815,7 @@ inline const char* dns_error_name(int value) noexcept {
 // thread, in the poll phase.
 
 // #include <phaseloop/inbox.hpp>  (inlined above)
+// #include <phaseloop/use_promise.hpp>  (inlined above)
 
 #include <concepts>
 #include <memory>
@@ -8231,8 +10843,26 @@ concept err_first_callback =
 /// not_enough_memory; nothing the operation does escapes as an exception.
 /// One allocation per call: the state shared by the work and its completion,
 /// owned by the completion, so a loop destroyed with the call pending frees it.
+///
+/// With the use_promise token for `cb`, it returns a promise of T (void for
+/// no_value) instead of the loop's work handle.
+template <class T, class Loop, class Op, class Cb>
+auto queue_now(Loop& loop, work_kind kind, Op op, Cb cb);
+
 template <class T, class Loop, class Op, class Cb>
 auto queue_blocking(Loop& loop, work_kind kind, Op op, Cb cb) {
+  if constexpr (is_promise_token<Cb>) {
+    using R = std::conditional_t<std::is_same_v<T, no_value>, void, T>;
+    return promise_for<R>(
+        loop, cb, [&](resolver<R> r) { return queue_blocking<T>(loop, kind, std::move(op), std::move(r)); },
+        [](Loop& l, const auto& handle) { (void)l.cancel(handle); });
+  } else {
+    return queue_now<T>(loop, kind, std::move(op), std::move(cb));
+  }
+}
+
+template <class T, class Loop, class Op, class Cb>
+auto queue_now(Loop& loop, work_kind kind, Op op, Cb cb) {
   struct state {
     Op op;
     Cb cb;
@@ -8276,10 +10906,12 @@ auto queue_blocking(Loop& loop, work_kind kind, Op op, Cb cb) {
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -8296,6 +10928,10 @@ namespace phaseloop::fs {
 
 /// A file descriptor, as Node's fs gives them.
 using file_descriptor = int;
+
+/// The most read_file() reads into one buffer: 2 GiB - 1 bytes, Node's
+/// kIoMaxLength (beyond it Node's readFile fails with ERR_FS_FILE_TOO_LARGE).
+inline constexpr std::size_t max_read_file_size = 2147483647;
 
 /// Node's fs.constants that have no <fcntl.h> spelling.
 namespace constants {
@@ -8423,10 +11059,25 @@ inline int parse_flags(std::string_view flags) noexcept {
   return -1;
 }
 
-inline std::chrono::system_clock::time_point to_time_point(std::int64_t sec, std::int64_t nsec) {
+/// A file time (seconds and nanoseconds since 1970) as a system_clock time
+/// point, saturated to time_point::min() and max() where the clock cannot
+/// hold it (with nanosecond ticks: before 1677 or after 2262), never wrapped.
+inline std::chrono::system_clock::time_point to_time_point(std::int64_t sec, std::int64_t nsec) noexcept {
   using namespace std::chrono;
-  return system_clock::time_point(
-      duration_cast<system_clock::duration>(seconds(sec) + nanoseconds(nsec)));
+  using time_point = system_clock::time_point;
+  using duration = system_clock::duration;
+  constexpr std::int64_t max_sec = duration_cast<seconds>(duration::max()).count();
+  constexpr std::int64_t min_sec = duration_cast<seconds>(duration::min()).count();
+  if (sec > max_sec) return time_point::max();
+  if (sec < min_sec) return time_point::min();
+  // Whole seconds within the clock's range convert exactly; the fraction
+  // (normally in [0, 1 s)) is added only where it fits.
+  if (nsec >= 1'000'000'000 || nsec <= -1'000'000'000) nsec %= 1'000'000'000;
+  const duration base = duration_cast<duration>(seconds(sec));
+  const duration extra = duration_cast<duration>(nanoseconds(nsec));
+  if (extra > duration::zero() && base > duration::max() - extra) return time_point::max();
+  if (extra < duration::zero() && base < duration::min() - extra) return time_point::min();
+  return time_point(base + extra);
 }
 
 inline struct timespec to_timespec(std::chrono::system_clock::time_point t) noexcept {
@@ -8782,9 +11433,15 @@ inline std::error_code do_copyfile(const std::string& from, const std::string& t
   return {};
 }
 
-/// Read a whole file, whatever its reported size (files under /proc say 0).
+/// Read a whole file, whatever its reported size (files under /proc say 0),
+/// up to `limit` bytes: a file that says it is larger, or a source that goes
+/// on past it (/dev/zero, a FIFO), gives file_too_large. On any error `out`
+/// is left empty: never a value together with an error.
 template <class Result>
-std::error_code do_read_file(const std::string& path, Result& out) {
+std::error_code do_read_file(const std::string& path, Result& out,
+                             std::size_t limit = max_read_file_size) {
+  out = Result{};
+  const std::size_t cap = limit < out.max_size() - 1 ? limit : out.max_size() - 1;
   int fd = -1;
   if (std::error_code ec = do_open(path, O_RDONLY, 0, fd)) return ec;
   struct closer {
@@ -8794,26 +11451,39 @@ std::error_code do_read_file(const std::string& path, Result& out) {
   struct stat st{};
   if (::fstat(fd, &st) != 0) return errno_code();
   if (S_ISDIR(st.st_mode)) return errno_code(EISDIR);
-  std::size_t capacity = st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 4096;
-  if (static_cast<std::uint64_t>(st.st_size) >= out.max_size()) return phaseloop::errc::file_too_large;
+  if (st.st_size > 0 && static_cast<std::uint64_t>(st.st_size) > cap)
+    return phaseloop::errc::file_too_large;  // known too large before reading
+  // Room for one byte more than the file says (or than the limit), so the
+  // end of file is seen without growing, and a source going on past the
+  // limit is caught with at most limit + 1 bytes held.
+  const std::size_t initial = st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 4096;
   std::size_t used = 0;
-  out.resize(capacity);
-  for (;;) {
-    std::size_t n = 0;
-    std::span<std::byte> free_space(reinterpret_cast<std::byte*>(out.data()) + used,
-                                    out.size() - used);
-    if (std::error_code ec = do_read(fd, free_space, -1, n)) {
-      out = Result{};
-      return ec;
+  try {
+    out.resize(initial < cap + 1 ? initial : cap + 1);
+    for (;;) {
+      std::size_t n = 0;
+      std::span<std::byte> free_space(reinterpret_cast<std::byte*>(out.data()) + used,
+                                      out.size() - used);
+      if (std::error_code ec = do_read(fd, free_space, -1, n)) {
+        out = Result{};
+        return ec;
+      }
+      if (n == 0) break;
+      used += n;
+      if (used > cap) {
+        out = Result{};
+        return phaseloop::errc::file_too_large;
+      }
+      if (used == out.size()) {
+        const std::size_t grown = out.size() <= (cap + 1) / 2 ? out.size() * 2 : cap + 1;
+        out.resize(grown);
+      }
     }
-    if (n == 0) break;
-    used += n;
-    if (used == out.size()) {
-      if (out.size() > out.max_size() / 2) return phaseloop::errc::file_too_large;
-      out.resize(out.size() * 2);
-    }
+    out.resize(used);
+  } catch (const std::bad_alloc&) {
+    out = Result{};
+    return std::make_error_code(std::errc::not_enough_memory);
   }
-  out.resize(used);
   return {};
 }
 
@@ -8829,9 +11499,9 @@ inline std::error_code do_write_file(const std::string& path, std::span<const st
 /// Queue a file-system call on the executor (fs calls are fast work).
 template <class T, class Loop, class Op, class Cb>
 auto queue(Loop& loop, Op op, Cb cb) {
-  static_assert(phaseloop::detail::err_first_callback<Cb, T>,
+  static_assert(phaseloop::detail::err_first_callback<Cb, T> || phaseloop::detail::is_promise_token<Cb>,
                 "fs: the callback must accept (std::error_code) for operations without a "
-                "result, (std::error_code, result) otherwise");
+                "result, (std::error_code, result) otherwise, or be phaseloop::use_promise");
   return phaseloop::detail::queue_blocking<T>(loop, work_kind::fast, std::move(op), std::move(cb));
 }
 
@@ -9193,9 +11863,11 @@ auto copyfile(Loop& loop, std::string from, std::string to, Cb cb) {
 }
 
 /// The whole file as Result: std::string (the default) or
-/// std::vector<std::byte>. cb(error_code, Result). A file too large for
-/// Result gives phaseloop::errc::file_too_large (Node's ERR_FS_FILE_TOO_LARGE;
-/// it compares equal to std::errc::file_too_large too).
+/// std::vector<std::byte>. cb(error_code, Result). A file larger than
+/// max_read_file_size (2 GiB - 1, Node's limit), or a source that goes on
+/// past it (/dev/zero, a FIFO), gives phaseloop::errc::file_too_large (Node's
+/// ERR_FS_FILE_TOO_LARGE; it compares equal to std::errc::file_too_large
+/// too) and an empty Result: on every error the Result is empty.
 template <class Result = std::string, class Loop, class Cb>
 auto read_file(Loop& loop, std::string path, Cb cb) {
   static_assert(std::is_same_v<Result, std::string> || std::is_same_v<Result, std::vector<std::byte>>,
@@ -9252,170 +11924,145 @@ auto append_file(Loop& loop, std::string path, std::vector<std::byte> data, Cb c
 /// until the promise settles.
 namespace promises {
 
-namespace detail {
-template <class T, class Loop, class Start>
-promise<T> start(Loop& loop, Start start_call) {
-  auto [p, r] = loop.template make_promise<T>();
-  start_call(std::move(r));
-  return std::move(p);
-}
-}  // namespace detail
+// Node's fs.promises: each is its callback form with the use_promise token
+// (phaseloop/use_promise.hpp), which also takes a cancellation signal:
+// fs::read_file(loop, path, use_promise(signal)).
 
 template <class Loop>
 promise<file_descriptor> open(Loop& loop, std::string path, int flags, unsigned mode = 0666) {
-  return detail::start<file_descriptor>(
-      loop, [&](auto r) { fs::open(loop, std::move(path), flags, mode, std::move(r)); });
+  return fs::open(loop, std::move(path), flags, mode, phaseloop::use_promise);
 }
 template <class Loop>
 promise<file_descriptor> open(Loop& loop, std::string path, std::string_view flags = "r",
                               unsigned mode = 0666) {
-  return detail::start<file_descriptor>(
-      loop, [&](auto r) { fs::open(loop, std::move(path), flags, mode, std::move(r)); });
+  return fs::open(loop, std::move(path), flags, mode, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> close(Loop& loop, file_descriptor fd) {
-  return detail::start<void>(loop, [&](auto r) { fs::close(loop, fd, std::move(r)); });
+  return fs::close(loop, fd, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::size_t> read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer) {
-  return detail::start<std::size_t>(loop, [&](auto r) { fs::read(loop, fd, buffer, std::move(r)); });
+  return fs::read(loop, fd, buffer, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::size_t> read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer,
                           std::uint64_t position) {
-  return detail::start<std::size_t>(
-      loop, [&](auto r) { fs::read(loop, fd, buffer, position, std::move(r)); });
+  return fs::read(loop, fd, buffer, position, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::size_t> write(Loop& loop, file_descriptor fd, std::span<const std::byte> data) {
-  return detail::start<std::size_t>(loop, [&](auto r) { fs::write(loop, fd, data, std::move(r)); });
+  return fs::write(loop, fd, data, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::size_t> write(Loop& loop, file_descriptor fd, std::span<const std::byte> data,
                            std::uint64_t position) {
-  return detail::start<std::size_t>(
-      loop, [&](auto r) { fs::write(loop, fd, data, position, std::move(r)); });
+  return fs::write(loop, fd, data, position, phaseloop::use_promise);
 }
 template <class Loop>
 promise<stats> stat(Loop& loop, std::string path) {
-  return detail::start<stats>(loop, [&](auto r) { fs::stat(loop, std::move(path), std::move(r)); });
+  return fs::stat(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<stats> lstat(Loop& loop, std::string path) {
-  return detail::start<stats>(loop, [&](auto r) { fs::lstat(loop, std::move(path), std::move(r)); });
+  return fs::lstat(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<stats> fstat(Loop& loop, file_descriptor fd) {
-  return detail::start<stats>(loop, [&](auto r) { fs::fstat(loop, fd, std::move(r)); });
+  return fs::fstat(loop, fd, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> ftruncate(Loop& loop, file_descriptor fd, std::uint64_t length = 0) {
-  return detail::start<void>(loop, [&](auto r) { fs::ftruncate(loop, fd, length, std::move(r)); });
+  return fs::ftruncate(loop, fd, length, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> fsync(Loop& loop, file_descriptor fd) {
-  return detail::start<void>(loop, [&](auto r) { fs::fsync(loop, fd, std::move(r)); });
+  return fs::fsync(loop, fd, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> fdatasync(Loop& loop, file_descriptor fd) {
-  return detail::start<void>(loop, [&](auto r) { fs::fdatasync(loop, fd, std::move(r)); });
+  return fs::fdatasync(loop, fd, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> unlink(Loop& loop, std::string path) {
-  return detail::start<void>(loop, [&](auto r) { fs::unlink(loop, std::move(path), std::move(r)); });
+  return fs::unlink(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> rename(Loop& loop, std::string from, std::string to) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::rename(loop, std::move(from), std::move(to), std::move(r)); });
+  return fs::rename(loop, std::move(from), std::move(to), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> mkdir(Loop& loop, std::string path, mkdir_options options = {}) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::mkdir(loop, std::move(path), options, std::move(r)); });
+  return fs::mkdir(loop, std::move(path), options, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> rmdir(Loop& loop, std::string path) {
-  return detail::start<void>(loop, [&](auto r) { fs::rmdir(loop, std::move(path), std::move(r)); });
+  return fs::rmdir(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> rm(Loop& loop, std::string path, rm_options options = {}) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::rm(loop, std::move(path), options, std::move(r)); });
+  return fs::rm(loop, std::move(path), options, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::string> mkdtemp(Loop& loop, std::string prefix) {
-  return detail::start<std::string>(
-      loop, [&](auto r) { fs::mkdtemp(loop, std::move(prefix), std::move(r)); });
+  return fs::mkdtemp(loop, std::move(prefix), phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::vector<dirent>> readdir(Loop& loop, std::string path) {
-  return detail::start<std::vector<dirent>>(
-      loop, [&](auto r) { fs::readdir(loop, std::move(path), std::move(r)); });
+  return fs::readdir(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::string> readlink(Loop& loop, std::string path) {
-  return detail::start<std::string>(
-      loop, [&](auto r) { fs::readlink(loop, std::move(path), std::move(r)); });
+  return fs::readlink(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::string> realpath(Loop& loop, std::string path) {
-  return detail::start<std::string>(
-      loop, [&](auto r) { fs::realpath(loop, std::move(path), std::move(r)); });
+  return fs::realpath(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> symlink(Loop& loop, std::string target, std::string path) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::symlink(loop, std::move(target), std::move(path), std::move(r)); });
+  return fs::symlink(loop, std::move(target), std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> link(Loop& loop, std::string existing, std::string new_path) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::link(loop, std::move(existing), std::move(new_path), std::move(r)); });
+  return fs::link(loop, std::move(existing), std::move(new_path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> chmod(Loop& loop, std::string path, unsigned mode) {
-  return detail::start<void>(loop, [&](auto r) { fs::chmod(loop, std::move(path), mode, std::move(r)); });
+  return fs::chmod(loop, std::move(path), mode, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> utimes(Loop& loop, std::string path, std::chrono::system_clock::time_point atime,
                      std::chrono::system_clock::time_point mtime) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::utimes(loop, std::move(path), atime, mtime, std::move(r)); });
+  return fs::utimes(loop, std::move(path), atime, mtime, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> access(Loop& loop, std::string path, int mode = constants::f_ok) {
-  return detail::start<void>(loop, [&](auto r) { fs::access(loop, std::move(path), mode, std::move(r)); });
+  return fs::access(loop, std::move(path), mode, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> copyfile(Loop& loop, std::string from, std::string to, int flags = 0) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::copyfile(loop, std::move(from), std::move(to), flags, std::move(r)); });
+  return fs::copyfile(loop, std::move(from), std::move(to), flags, phaseloop::use_promise);
 }
 template <class Result = std::string, class Loop>
 promise<Result> read_file(Loop& loop, std::string path) {
-  return detail::start<Result>(
-      loop, [&](auto r) { fs::read_file<Result>(loop, std::move(path), std::move(r)); });
+  return fs::read_file<Result>(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> write_file(Loop& loop, std::string path, std::string data) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::write_file(loop, std::move(path), std::move(data), std::move(r)); });
+  return fs::write_file(loop, std::move(path), std::move(data), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> write_file(Loop& loop, std::string path, std::vector<std::byte> data) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::write_file(loop, std::move(path), std::move(data), std::move(r)); });
+  return fs::write_file(loop, std::move(path), std::move(data), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> append_file(Loop& loop, std::string path, std::string data) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::append_file(loop, std::move(path), std::move(data), std::move(r)); });
+  return fs::append_file(loop, std::move(path), std::move(data), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> append_file(Loop& loop, std::string path, std::vector<std::byte> data) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::append_file(loop, std::move(path), std::move(data), std::move(r)); });
+  return fs::append_file(loop, std::move(path), std::move(data), phaseloop::use_promise);
 }
 
 }  // namespace promises
@@ -9525,8 +12172,11 @@ inline std::error_code make_error_code(errc e) noexcept {
 
 }  // namespace phaseloop::dns
 
+// A std trait specialization, not phaseloop API: out of the reference.
+/// \cond
 template <>
 struct std::is_error_code_enum<phaseloop::dns::errc> : std::true_type {};
+/// \endcond
 
 namespace phaseloop::dns {
 
@@ -9664,8 +12314,10 @@ inline std::error_code do_lookup_service(const std::string& ip, std::uint16_t po
 /// with options.all, in the resolver's order.
 template <class Loop, class Cb>
 auto lookup(Loop& loop, std::string host, lookup_options options, Cb cb) {
-  static_assert(std::is_invocable_v<Cb&, std::error_code, std::vector<lookup_address>>,
-                "dns::lookup: the callback must accept (std::error_code, std::vector<dns::lookup_address>)");
+  static_assert(std::is_invocable_v<Cb&, std::error_code, std::vector<lookup_address>> ||
+                    phaseloop::detail::is_promise_token<Cb>,
+                "dns::lookup: the callback must accept (std::error_code, std::vector<dns::lookup_address>), "
+                "or be phaseloop::use_promise");
   return phaseloop::detail::queue_blocking<std::vector<lookup_address>>(
       loop, work_kind::slow,
       [host = std::move(host), options](std::vector<lookup_address>& out) -> std::error_code {
@@ -9685,8 +12337,9 @@ auto lookup(Loop& loop, std::string host, Cb cb) {
 /// lookup). cb(std::error_code, dns::service_info).
 template <class Loop, class Cb>
 auto lookup_service(Loop& loop, std::string ip, std::uint16_t port, Cb cb) {
-  static_assert(std::is_invocable_v<Cb&, std::error_code, service_info>,
-                "dns::lookup_service: the callback must accept (std::error_code, dns::service_info)");
+  static_assert(std::is_invocable_v<Cb&, std::error_code, service_info> || phaseloop::detail::is_promise_token<Cb>,
+                "dns::lookup_service: the callback must accept (std::error_code, dns::service_info), "
+                "or be phaseloop::use_promise");
   return phaseloop::detail::queue_blocking<service_info>(
       loop, work_kind::slow,
       [ip = std::move(ip), port](service_info& out) {
@@ -9695,21 +12348,18 @@ auto lookup_service(Loop& loop, std::string ip, std::uint16_t port, Cb cb) {
       std::move(cb));
 }
 
-/// Node's dns.promises.
+/// Node's dns.promises: the callback forms with the use_promise token, which
+/// also takes a cancellation signal (dns::lookup(loop, host, use_promise(signal))).
 namespace promises {
 
 template <class Loop>
 promise<std::vector<lookup_address>> lookup(Loop& loop, std::string host, lookup_options options = {}) {
-  auto [p, r] = loop.template make_promise<std::vector<lookup_address>>();
-  dns::lookup(loop, std::move(host), options, std::move(r));
-  return std::move(p);
+  return dns::lookup(loop, std::move(host), options, phaseloop::use_promise);
 }
 
 template <class Loop>
 promise<service_info> lookup_service(Loop& loop, std::string ip, std::uint16_t port) {
-  auto [p, r] = loop.template make_promise<service_info>();
-  dns::lookup_service(loop, std::move(ip), port, std::move(r));
-  return std::move(p);
+  return dns::lookup_service(loop, std::move(ip), port, phaseloop::use_promise);
 }
 
 }  // namespace promises
@@ -12496,6 +15146,1450 @@ inline socket create_socket(loop_core& loop, const socket_options& options = {})
 }  // namespace dgram
 }  // namespace phaseloop
 // end of <phaseloop/dgram.hpp>
+// #include <phaseloop/signal.hpp>
+// Signal handles (POSIX): Node's process.on('SIGUSR1', ...), libuv's
+// uv_signal_t. A handle watches one signal and its callback runs in the poll
+// phase, with the signal number, once per delivery; a one-shot handle stops
+// itself before its callback runs. Several handles, on several loops and
+// threads, may watch one signal: each of them gets it. A signal a callback
+// raises is delivered after that callback's ticks and microtasks.
+//
+// The process-wide registry (detail/posix/signal_registry.hpp) installs one
+// handler per watched signal and restores the previous disposition when the
+// last handle in the process stops watching it. A signal caught while its
+// handle is closing is counted and dropped, never delivered to a closed
+// handle; other handles still get it.
+//
+// On Windows this module is not available yet (the API is omitted).
+//
+//   auto h = phaseloop::on_signal(loop, SIGINT, [](int) { ... }, ec);
+//   h.unref();  // does not keep the loop alive
+//   h.close();
+
+// #include <phaseloop/detail/intrusive_list.hpp>  (inlined above)
+// #include <phaseloop/detail/posix/signal_registry.hpp>
+// The process-wide signal registry (POSIX): one sigaction per watched
+// signal, shared by every loop of the process, on every thread.
+//
+// Each loop that watches signals has a sink: the write end of its self-pipe
+// and, per signal, how many of its handles watch it and how many deliveries
+// it has caught. The handler (async-signal-safe: atomics and write(2) only)
+// walks the sinks, counts the signal in every sink that watches it and
+// writes one byte to that sink's pipe; the loop's poll phase reads the pipe
+// and takes the counts. A count is never lost: the loop drains the pipe
+// before it takes the counts, and the handler counts before it writes.
+//
+// Sinks are never freed (a loop that goes leaves its sink for the next one),
+// so the handler may walk the list while another thread changes it; a sink
+// whose loop goes stops being written to before its descriptor is closed
+// (the closer waits until no handler is inside the sink).
+
+#if !defined(_WIN32)
+
+// #include <phaseloop/detail/posix/system.hpp>  (inlined above)
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+namespace phaseloop::detail::posix {
+
+/// Signals 1 .. signal_limit - 1 may be watched.
+#if defined(NSIG)
+inline constexpr int signal_limit = NSIG;
+#else
+inline constexpr int signal_limit = 65;
+#endif
+
+/// One loop's share of the registry.
+struct signal_sink {
+  std::atomic<int> fd{-1};  ///< the self-pipe's write end; -1 while the sink is unused
+  std::atomic<unsigned> users{0};  ///< handlers inside this sink now
+  std::atomic<unsigned> watching[signal_limit] = {};  ///< handles of the loop watching each signal
+  std::atomic<std::uint32_t> caught[signal_limit] = {};  ///< deliveries not yet taken by the loop
+  std::atomic<signal_sink*> next{nullptr};
+  bool in_use = false;  // under the registry's lock
+};
+
+class signal_registry {
+ public:
+  /// The one registry of the process (made on first use, never destroyed).
+  static signal_registry& instance() {
+    static signal_registry* const r = new signal_registry();  // never freed: the handler may run at exit
+    return *r;
+  }
+
+  /// A sink for a loop whose self-pipe writes to `write_fd` (non-blocking, close-on-exec).
+  signal_sink& acquire(int write_fd) {
+    std::lock_guard<std::mutex> guard(lock_);
+    signal_sink* s = head_.load(std::memory_order_acquire);
+    while (s != nullptr && s->in_use) s = s->next.load(std::memory_order_relaxed);
+    if (s == nullptr) {
+      s = new signal_sink();  // lives as long as the process (see above)
+      s->next.store(head_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      head_.store(s, std::memory_order_release);
+    }
+    s->in_use = true;
+    for (int i = 0; i < signal_limit; ++i) {
+      s->watching[i].store(0, std::memory_order_relaxed);
+      s->caught[i].store(0, std::memory_order_relaxed);
+    }
+    s->fd.store(write_fd, std::memory_order_seq_cst);
+    return *s;
+  }
+
+  /// The loop is going: no handler writes to its sink once this returns, so
+  /// its descriptor may be closed. The caller stopped its watches first.
+  void release(signal_sink& s) {
+    std::lock_guard<std::mutex> guard(lock_);
+    for (int i = 1; i < signal_limit; ++i) {
+      while (s.watching[i].load(std::memory_order_relaxed) != 0) unwatch_locked(s, i);
+    }
+    s.fd.store(-1, std::memory_order_seq_cst);
+    while (s.users.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    s.in_use = false;
+  }
+
+  /// One more handle of the sink's loop watches `signo`; the first watcher
+  /// in the process installs the handler (remembering the old disposition).
+  std::error_code watch(signal_sink& s, int signo) {
+    if (signo <= 0 || signo >= signal_limit || signo == SIGKILL || signo == SIGSTOP)
+      return std::make_error_code(std::errc::invalid_argument);
+    std::lock_guard<std::mutex> guard(lock_);
+    if (watchers_[signo] == 0) {
+      struct sigaction sa {};
+      sa.sa_handler = &handler;
+      sigfillset(&sa.sa_mask);  // no other signal interrupts the handler
+      sa.sa_flags = SA_RESTART;
+      if (::sigaction(signo, &sa, &previous_[signo]) != 0) return errno_code();
+    }
+    ++watchers_[signo];
+    if (s.watching[signo].fetch_add(1, std::memory_order_seq_cst) == 0)
+      s.caught[signo].store(0, std::memory_order_relaxed);  // nothing from an earlier watch
+    return {};
+  }
+
+  /// One handle fewer watches `signo`; the last one in the process restores
+  /// the disposition that was there before.
+  void unwatch(signal_sink& s, int signo) {
+    std::lock_guard<std::mutex> guard(lock_);
+    unwatch_locked(s, signo);
+  }
+
+  /// Handles watching `signo` in the whole process.
+  [[nodiscard]] unsigned watchers(int signo) {
+    std::lock_guard<std::mutex> guard(lock_);
+    return signo > 0 && signo < signal_limit ? watchers_[signo] : 0u;
+  }
+
+ private:
+  signal_registry() = default;
+
+  void unwatch_locked(signal_sink& s, int signo) {
+    if (signo <= 0 || signo >= signal_limit || s.watching[signo].load(std::memory_order_relaxed) == 0) return;
+    s.watching[signo].fetch_sub(1, std::memory_order_seq_cst);
+    if (--watchers_[signo] == 0) (void)::sigaction(signo, &previous_[signo], nullptr);
+  }
+
+  static void handler(int signo) {
+    const int saved = errno;
+    if (signo > 0 && signo < signal_limit) {
+      signal_registry& r = *instance_ptr();
+      for (signal_sink* s = r.head_.load(std::memory_order_acquire); s != nullptr;
+           s = s->next.load(std::memory_order_acquire)) {
+        if (s->watching[signo].load(std::memory_order_seq_cst) == 0) continue;
+        s->users.fetch_add(1, std::memory_order_seq_cst);
+        const int fd = s->fd.load(std::memory_order_seq_cst);
+        if (fd >= 0) {
+          s->caught[signo].fetch_add(1, std::memory_order_seq_cst);
+          const char byte = static_cast<char>(signo);
+          // A full pipe already wakes the loop: EAGAIN loses nothing.
+          while (::write(fd, &byte, 1) < 0 && errno == EINTR) {
+          }
+        }
+        s->users.fetch_sub(1, std::memory_order_seq_cst);
+      }
+    }
+    errno = saved;
+  }
+
+  // The handler runs only once instance() has returned (it installed it).
+  static signal_registry* instance_ptr() noexcept { return &instance(); }
+
+  std::mutex lock_;
+  std::atomic<signal_sink*> head_{nullptr};
+  unsigned watchers_[signal_limit] = {};
+  struct sigaction previous_[signal_limit] = {};
+};
+
+}  // namespace phaseloop::detail::posix
+
+#endif  // !_WIN32
+// end of <phaseloop/detail/posix/signal_registry.hpp>
+// #include <phaseloop/detail/posix/system.hpp>  (inlined above)
+// #include <phaseloop/handle.hpp>  (inlined above)
+// #include <phaseloop/loop_core.hpp>  (inlined above)
+// #include <phaseloop/operation.hpp>  (inlined above)
+// #include <phaseloop/phase_handles.hpp>  (inlined above)
+
+#if !defined(_WIN32)
+
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+namespace phaseloop {
+
+/// A signal handle's callback: the signal number.
+using signal_callback = detail::unique_function<void(int signo)>;
+
+namespace detail {
+
+struct signal_service;
+
+struct signal_record : handle_record {
+  signal_callback fn;
+  signal_service* service = nullptr;
+  int signo = 0;
+  bool oneshot = false;
+  bool watching = false;  // counted in the registry and listed in the service
+  signal_record* next_watch = nullptr;
+  signal_record* prev_watch = nullptr;
+
+  signal_record() = default;
+  inline ~signal_record();
+};
+
+/// Per loop: the self-pipe the registry writes to, its poll operation, and
+/// the loop's watching handles.
+struct signal_service {
+  explicit signal_service(loop_core& l) : loop(l) {}
+  signal_service(const signal_service&) = delete;
+  signal_service& operator=(const signal_service&) = delete;
+
+  ~signal_service() {
+    // The loop's teardown: the backend is gone, every record destroyed.
+    if (sink != nullptr) posix::signal_registry::instance().release(*sink);
+    if (read_fd >= 0) (void)posix::close_fd(read_fd);
+    if (write_fd >= 0) (void)posix::close_fd(write_fd);
+  }
+
+  /// Make the pipe and the sink and start watching the pipe (once per loop).
+  std::error_code open() {
+    if (sink != nullptr && op.in_flight()) return {};
+    if (sink == nullptr) {
+      int fds[2];
+#if defined(__linux__)
+      if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return posix::errno_code();
+#else
+      if (::pipe(fds) != 0) return posix::errno_code();
+      for (int fd : fds) {
+        if (std::error_code ec = posix::set_nonblocking_cloexec(fd)) {
+          (void)posix::close_fd(fds[0]);
+          (void)posix::close_fd(fds[1]);
+          return ec;
+        }
+      }
+#endif
+      read_fd = fds[0];
+      write_fd = fds[1];
+      sink = &posix::signal_registry::instance().acquire(write_fd);
+      op.kind = op_kind::poll;
+      op.fd = read_fd;
+      op.events = io_events::readable;
+      op.user = this;
+      op.owner = nullptr;  // the service's own: no handle's close waits for it
+      op.complete = &readable;
+    }
+    if (op.in_flight() || op.linked) return {};
+    return loop.submit(op);
+  }
+
+  void add(signal_record& r) noexcept {
+    r.prev_watch = nullptr;
+    r.next_watch = head;
+    if (head != nullptr) head->prev_watch = &r;
+    head = &r;
+  }
+  void remove(signal_record& r) noexcept {
+    (r.prev_watch != nullptr ? r.prev_watch->next_watch : head) = r.next_watch;
+    if (r.next_watch != nullptr) r.next_watch->prev_watch = r.prev_watch;
+    r.next_watch = r.prev_watch = nullptr;
+  }
+
+  static void readable(operation& o) {
+    auto& s = *static_cast<signal_service*>(o.user);
+    if (!o.more()) {
+      // The watch ended: cancelled at teardown, or the backend dropped it.
+      if (o.error != std::errc::operation_canceled && s.head != nullptr) (void)s.open();
+      return;
+    }
+    s.drain();
+  }
+
+  // Drain the pipe, then take the counts (the handler counts, then writes).
+  void drain() {
+    char buf[256];
+    for (;;) {
+      const ssize_t n = ::read(read_fd, buf, sizeof buf);
+      if (n > 0) continue;
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    for (int signo = 1; signo < posix::signal_limit; ++signo) {
+      if (sink->caught[signo].load(std::memory_order_relaxed) == 0) continue;
+      const std::uint32_t count = sink->caught[signo].exchange(0, std::memory_order_seq_cst);
+      for (std::uint32_t i = 0; i < count; ++i) {
+        if (!deliver(signo)) break;
+      }
+    }
+  }
+
+  // Run the callback of every handle watching `signo` now; false when none does.
+  bool deliver(int signo) {
+    targets.clear();
+    for (signal_record* r = head; r != nullptr; r = r->next_watch)
+      if (r->signo == signo) targets.emplace_back(*r);
+    if (targets.empty()) return false;
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      signal_record* r = targets[i].get();
+      if (r == nullptr || !r->watching || r->closing || r->signo != signo) continue;
+      if (r->oneshot) stop_watch(*r);
+      invoke_handle_callback(loop, r->fn, signo);
+    }
+    return true;
+  }
+
+  /// Stop a record's watch (stop(), one-shot delivery, close, teardown).
+  void stop_watch(signal_record& r) noexcept {
+    if (!r.watching) return;
+    r.watching = false;
+    remove(r);
+    if (sink != nullptr) posix::signal_registry::instance().unwatch(*sink, r.signo);
+    if (r.loop != nullptr && !r.closing) loop.deactivate(r);
+  }
+
+  loop_core& loop;
+  posix::signal_sink* sink = nullptr;
+  int read_fd = -1;
+  int write_fd = -1;
+  operation op;
+  signal_record* head = nullptr;
+  std::vector<record_ref<signal_record>> targets;
+};
+
+inline signal_record::~signal_record() {
+  if (watching && service != nullptr) service->stop_watch(*this);
+}
+
+}  // namespace detail
+
+/// A handle watching one signal (Node's process.on(signal), libuv's uv_signal_t).
+class signal_handle : public basic_handle<signal_handle> {
+ public:
+  signal_handle() noexcept = default;
+  /// A handle on `loop`, not watching yet.
+  explicit signal_handle(loop_core& loop) : basic_handle<signal_handle>(make(loop)) {}
+
+  /// Watch `signo`: cb(signo) in the poll phase for every delivery, until
+  /// stop() or close(). A started handle moves to the new signal. An
+  /// invalid signal (0, out of range, SIGKILL, SIGSTOP), a closed handle or
+  /// a backend that cannot watch the self-pipe gives an error.
+  std::error_code start(int signo, signal_callback cb) { return begin(signo, std::move(cb), false); }
+  /// As start(), for one delivery: the handle stops before cb runs (libuv's uv_signal_start_oneshot).
+  std::error_code start_oneshot(int signo, signal_callback cb) { return begin(signo, std::move(cb), true); }
+
+  /// Stop watching (the handle stays usable).
+  void stop() {
+    if (auto* r = record<detail::signal_record>()) r->service->stop_watch(*r);
+  }
+
+  /// The signal watched, or 0.
+  [[nodiscard]] int signum() const noexcept {
+    auto* r = record<detail::signal_record>();
+    return r != nullptr && r->watching ? r->signo : 0;
+  }
+
+ private:
+  std::error_code begin(int signo, signal_callback cb, bool oneshot) {
+    auto* r = record<detail::signal_record>();
+    if (r == nullptr) return std::make_error_code(std::errc::bad_file_descriptor);
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "a signal handle was started with an empty callback");
+    if (signo <= 0 || signo >= detail::posix::signal_limit || signo == SIGKILL || signo == SIGSTOP)
+      return std::make_error_code(std::errc::invalid_argument);
+    detail::signal_service& s = *r->service;
+    if (std::error_code ec = s.open()) return ec;
+    if (!(r->watching && r->signo == signo)) {
+      if (std::error_code ec = detail::posix::signal_registry::instance().watch(*s.sink, signo)) return ec;
+      if (r->watching) {  // moving to another signal
+        detail::posix::signal_registry::instance().unwatch(*s.sink, r->signo);
+      } else {
+        s.add(*r);
+      }
+      r->watching = true;
+      r->signo = signo;
+    }
+    r->oneshot = oneshot;
+    r->fn = std::move(cb);
+    r->loop->activate(*r);
+    return {};
+  }
+
+  static handle_record& make(loop_core& loop) {
+    auto& s = loop.service<detail::signal_service>();
+    auto& r = loop.make_record<detail::signal_record>();
+    r.service = &s;
+    r.stop = &stop_record;
+    return r;
+  }
+
+  static void stop_record(handle_record& base) {
+    auto& r = static_cast<detail::signal_record&>(base);
+    r.service->stop_watch(r);
+  }
+};
+
+/// A handle on `loop` running cb(signo) for every delivery of `signo`; `ec`
+/// says why it could not start (the handle is then empty).
+inline signal_handle on_signal(loop_core& loop, int signo, signal_callback cb, std::error_code& ec) {
+  signal_handle h(loop);
+  ec = h.start(signo, std::move(cb));
+  if (ec) return signal_handle{};
+  return h;
+}
+
+/// As on_signal, for the next delivery only (Node's process.once(signal)).
+inline signal_handle once_signal(loop_core& loop, int signo, signal_callback cb, std::error_code& ec) {
+  signal_handle h(loop);
+  ec = h.start_oneshot(signo, std::move(cb));
+  if (ec) return signal_handle{};
+  return h;
+}
+
+/// As on_signal; throws std::system_error when the signal cannot be watched.
+inline signal_handle on_signal(loop_core& loop, int signo, signal_callback cb) {
+  std::error_code ec;
+  signal_handle h = on_signal(loop, signo, std::move(cb), ec);
+  if (ec) throw std::system_error(ec, "phaseloop::on_signal");
+  return h;
+}
+
+/// As once_signal; throws std::system_error when the signal cannot be watched.
+inline signal_handle once_signal(loop_core& loop, int signo, signal_callback cb) {
+  std::error_code ec;
+  signal_handle h = once_signal(loop, signo, std::move(cb), ec);
+  if (ec) throw std::system_error(ec, "phaseloop::once_signal");
+  return h;
+}
+
+}  // namespace phaseloop
+
+#endif  // !_WIN32
+// end of <phaseloop/signal.hpp>
+// #include <phaseloop/child_process.hpp>
+// child_process (POSIX): Node's child_process.spawn, exec and execFile.
+//
+//   child_process::spawn_options o;
+//   o.file = "sh";
+//   o.args = {"-c", "echo hi; exit 3"};
+//   auto c = child_process::spawn(loop, o);
+//   c.stdout_pipe().on_data([](std::span<const std::byte> d) { ... });
+//   c.on_exit([](int code, int signo) { ... });   // code -1 when a signal ended it
+//   c.on_close([](int code, int signo) { ... });  // after exit and every stdio pipe closed
+//   c.kill(SIGTERM);
+//
+// A child lives until 'close', as in Node: the loop owns it and
+// child_process::child is a small copyable reference to it (safe once it is
+// gone: calls do nothing). It keeps the loop alive until it exits (unref()
+// stops that); its stdio pipes are net::socket streams (data/end/close,
+// write/end, pause/resume backpressure) that hold the loop while open.
+//
+// A spawn failure (ENOENT, EACCES, EPERM, a bad cwd, EMFILE) is 'error' in a
+// tick, then 'close' with code -errno; the form with an error_code out
+// parameter reports it at once instead. The child gets default signal
+// dispositions, an empty signal mask, exactly the descriptors in `stdio`
+// (every other one is closed before exec), and drops privileges setgroups,
+// setgid, setuid. It starts with vfork and an error pipe (no thread pool
+// involved). Its exit is noticed through a pidfd where the kernel has them,
+// otherwise by SIGCHLD and waitpid for each of the loop's own children, so
+// other libraries' children are never reaped.
+//
+// On Windows this module is not available yet (the API is omitted).
+
+// #include <phaseloop/error.hpp>  (inlined above)
+// #include <phaseloop/handle.hpp>  (inlined above)
+// #include <phaseloop/loop_core.hpp>  (inlined above)
+// #include <phaseloop/net/stream.hpp>  (inlined above)
+// #include <phaseloop/operation.hpp>  (inlined above)
+// #include <phaseloop/promise.hpp>  (inlined above)
+// #include <phaseloop/signal.hpp>  (inlined above)
+// #include <phaseloop/detail/posix/spawn.hpp>
+// Starting a child process (POSIX), for child_process.hpp: vfork (Linux) or
+// fork, with everything the child needs built by the parent first, so the
+// child only makes system calls; an error pipe tells the parent why exec
+// failed. Child exit is noticed through a pidfd where the kernel has them.
+
+#if !defined(_WIN32)
+
+// #include <phaseloop/detail/posix/system.hpp>  (inlined above)
+
+#include <cerrno>
+#include <cstddef>
+#include <system_error>
+
+#include <fcntl.h>
+#if !defined(__linux__)
+#include <grp.h>
+#endif
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace phaseloop::detail::posix {
+
+/// What the child does between fork and exec, all prepared by the parent.
+struct spawn_plan {
+  const char* const* candidates = nullptr;  ///< the paths to try, in order (PATH search done)
+  std::size_t candidate_count = 0;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* cwd = nullptr;  ///< null: the parent's
+  int* sources = nullptr;     ///< per child descriptor 0..count-1: the parent's descriptor it gets
+  int count = 0;
+  int error_fd = -1;          ///< the error pipe's write end (close-on-exec)
+  int close_limit = 1024;     ///< where closing stray descriptors stops without close_range
+  bool detached = false;
+  bool set_uid = false;
+  bool set_gid = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+[[noreturn]] inline void spawn_fail(int fd, int e) noexcept {
+  while (::write(fd, &e, sizeof e) < 0 && errno == EINTR) {
+  }
+  ::_exit(127);
+}
+
+// Close descriptors first..last (close_range where the kernel has it).
+inline void close_span(unsigned first, unsigned last, int limit) noexcept {
+  if (first > last) return;
+#if defined(SYS_close_range)
+  if (::syscall(SYS_close_range, first, last, 0u) == 0) return;
+#endif
+  for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(limit); ++fd) (void)::close(static_cast<int>(fd));
+}
+
+/// The child's side: system calls only (no allocation, no lock), then exec.
+[[noreturn]] inline void spawn_child(const spawn_plan& p) noexcept {
+  // Default dispositions (the parent blocked every signal around the fork).
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; ++s)
+    if (s != SIGKILL && s != SIGSTOP) (void)::sigaction(s, &dfl, nullptr);
+  int err = p.error_fd;
+  if (p.detached && ::setsid() < 0) spawn_fail(err, errno);
+  const int n = p.count;
+  // Nothing the child keeps may lie where a dup2 lands: move it up first.
+  if (err < n) {
+    err = ::fcntl(err, F_DUPFD_CLOEXEC, n);
+    if (err < 0) ::_exit(127);
+  }
+  for (int i = 0; i < n; ++i) {
+    const int fd = p.sources[i];
+    if (fd >= 0 && fd < n && fd != i) {
+      p.sources[i] = ::fcntl(fd, F_DUPFD_CLOEXEC, n);
+      if (p.sources[i] < 0) spawn_fail(err, errno);
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    const int fd = p.sources[i];
+    if (fd == i) {
+      (void)::fcntl(i, F_SETFD, 0);  // inherited as it is (not open: stays closed)
+    } else if (fd >= 0) {
+      if (::dup2(fd, i) < 0) spawn_fail(err, errno);
+    } else {
+      (void)::close(i);
+    }
+  }
+  // No stray descriptor crosses exec, close-on-exec or not; the error pipe stays until exec.
+  if (err > n) close_span(static_cast<unsigned>(n), static_cast<unsigned>(err - 1), p.close_limit);
+  close_span(static_cast<unsigned>(err + 1), ~0u, p.close_limit);
+  if (p.cwd != nullptr && ::chdir(p.cwd) != 0) spawn_fail(err, errno);
+  // Privileges: groups, then group, then user (raw calls: only this process changes).
+#if defined(__linux__)
+  if (p.set_uid || p.set_gid) (void)::syscall(SYS_setgroups, 0, nullptr);
+#if defined(SYS_setgid32)
+  if (p.set_gid && ::syscall(SYS_setgid32, p.gid) != 0) spawn_fail(err, errno);
+  if (p.set_uid && ::syscall(SYS_setuid32, p.uid) != 0) spawn_fail(err, errno);
+#else
+  if (p.set_gid && ::syscall(SYS_setgid, p.gid) != 0) spawn_fail(err, errno);
+  if (p.set_uid && ::syscall(SYS_setuid, p.uid) != 0) spawn_fail(err, errno);
+#endif
+#else
+  if (p.set_uid || p.set_gid) (void)::setgroups(0, nullptr);
+  if (p.set_gid && ::setgid(p.gid) != 0) spawn_fail(err, errno);
+  if (p.set_uid && ::setuid(p.uid) != 0) spawn_fail(err, errno);
+#endif
+  sigset_t none;
+  sigemptyset(&none);
+  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
+  int e = ENOENT;
+  bool denied = false;
+  for (std::size_t i = 0; i < p.candidate_count; ++i) {
+    ::execve(p.candidates[i], p.argv, p.envp);
+    e = errno;
+    if (e == EACCES) {
+      denied = true;
+    } else if (e != ENOENT && e != ENOTDIR) {
+      break;  // as execvp: a file that exists but cannot run ends the search
+    }
+  }
+  spawn_fail(err, denied && (e == ENOENT || e == ENOTDIR) ? EACCES : e);
+}
+
+// The fork itself, kept apart so nothing of the caller's frame is live across
+// it (vfork returns twice on one stack).
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+inline pid_t spawn_fork(const spawn_plan& p) noexcept {
+#if defined(__linux__)
+  const pid_t pid = ::vfork();
+#else
+  const pid_t pid = ::fork();
+#endif
+  if (pid == 0) spawn_child(p);
+  return pid;
+}
+
+/// Start the child: its pid, or an error (the child's exec error, reaped).
+inline std::error_code spawn_process(spawn_plan& p, pid_t& pid) noexcept {
+  int ep[2];
+#if defined(__linux__)
+  if (::pipe2(ep, O_CLOEXEC) != 0) return errno_code();
+#else
+  if (::pipe(ep) != 0) return errno_code();
+  (void)::fcntl(ep[0], F_SETFD, FD_CLOEXEC);
+  (void)::fcntl(ep[1], F_SETFD, FD_CLOEXEC);
+#endif
+  p.error_fd = ep[1];
+  sigset_t all, old;
+  sigfillset(&all);
+  // No handler of the parent may run in the child while it shares memory.
+  (void)::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid = spawn_fork(p);
+  const int fork_errno = errno;
+  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  (void)close_fd(ep[1]);
+  if (pid < 0) {
+    (void)close_fd(ep[0]);
+    return errno_code(fork_errno);
+  }
+  int child_errno = 0;
+  const ssize_t n = retry([&] { return ::read(ep[0], &child_errno, sizeof child_errno); });
+  (void)close_fd(ep[0]);
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    int status = 0;
+    (void)retry([&] { return ::waitpid(pid, &status, 0); });  // no zombie is left
+    pid = 0;
+    return errno_code(child_errno);
+  }
+  return {};
+}
+
+/// A pidfd for `pid` (Linux 5.3+), or -1 where the kernel or a seccomp filter refuses.
+inline int open_pidfd(pid_t pid) noexcept {
+#if defined(__linux__) && defined(SYS_pidfd_open)
+  const long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return -1;
+  (void)::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return static_cast<int>(fd);
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+/// Send `signo` to a child not yet reaped (through its pidfd when it has one).
+inline std::error_code signal_child(pid_t pid, int pidfd, int signo) noexcept {
+#if defined(__linux__) && defined(SYS_pidfd_send_signal)
+  if (pidfd >= 0) {
+    if (::syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0u) == 0) return {};
+    if (errno != ENOSYS) return errno_code();
+  }
+#else
+  (void)pidfd;
+#endif
+  if (::kill(pid, signo) != 0) return errno_code();
+  return {};
+}
+
+}  // namespace phaseloop::detail::posix
+
+#endif  // !_WIN32
+// end of <phaseloop/detail/posix/spawn.hpp>
+// #include <phaseloop/detail/posix/system.hpp>  (inlined above)
+
+#if !defined(_WIN32)
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern "C" {
+extern char** environ;  // NOLINT: POSIX declares it nowhere else
+}
+
+namespace phaseloop {
+namespace child_process {
+
+/// What one of the child's descriptors is connected to.
+enum class stdio_kind : std::uint8_t {
+  pipe,     ///< a stream socket pair: the parent's end is a net::socket
+  inherit,  ///< the parent's descriptor of the same number
+  ignore,   ///< /dev/null
+  fd,       ///< a descriptor of the parent's (`fd`)
+};
+
+/// One entry of spawn_options::stdio (index = the child's descriptor number).
+struct stdio_spec {
+  stdio_kind kind = stdio_kind::pipe;
+  native_handle fd = invalid_handle;  ///< for stdio_kind::fd
+  static stdio_spec pipe() noexcept { return {stdio_kind::pipe, invalid_handle}; }
+  static stdio_spec inherit() noexcept { return {stdio_kind::inherit, invalid_handle}; }
+  static stdio_spec ignore() noexcept { return {stdio_kind::ignore, invalid_handle}; }
+  static stdio_spec from_fd(native_handle fd) noexcept { return {stdio_kind::fd, fd}; }
+};
+
+/// Node's spawn(command, args, options).
+struct spawn_options {
+  std::string file;               ///< the program; searched in PATH when it has no '/'
+  std::vector<std::string> args;  ///< argv[1..] (argv[0] is `file`)
+  std::optional<std::vector<std::string>> env;  ///< "NAME=value" entries; none: the parent's environment
+  std::string cwd;                ///< empty: the parent's
+  /// The child's descriptors 0, 1, 2, ...; fewer than three: the rest ignored.
+  std::vector<stdio_spec> stdio{stdio_spec::pipe(), stdio_spec::pipe(), stdio_spec::pipe()};
+  bool detached = false;          ///< a new session (setsid): not killed with the parent's group
+  std::optional<std::uint32_t> uid;  ///< setuid before exec
+  std::optional<std::uint32_t> gid;  ///< setgid before exec
+};
+
+}  // namespace child_process
+
+namespace detail {
+
+/// For tests: notice exits by SIGCHLD and waitpid even where pidfds work.
+inline std::atomic<bool> child_force_sigchld{false};
+
+struct child_record;
+
+/// Per loop: the children waiting for SIGCHLD (where there are no pidfds).
+struct child_service {
+  explicit child_service(loop_core& l) : loop(l) {}
+  child_service(const child_service&) = delete;
+  child_service& operator=(const child_service&) = delete;
+  inline ~child_service();
+
+  inline std::error_code watch_sigchld();
+  inline void on_sigchld();
+
+  loop_core& loop;
+  signal_handle sigchld;
+  std::vector<record_ref<child_record>> waiting;
+  std::vector<record_ref<child_record>> snapshot;
+};
+
+struct child_record : handle_record {
+  pid_t pid = 0;
+  int pidfd = -1;
+  operation exit_op;
+  int exit_code = 0;
+  int term_signal = 0;
+  bool exited = false;         // reaped
+  bool exit_reported = false;  // 'exit' emitted
+  bool close_emitted = false;
+  bool by_sigchld = false;
+  std::error_code spawn_error;
+  std::vector<record_ref<stream_record>> pipes;  // per child descriptor (empty: not a pipe)
+  std::uint32_t open_pipes = 0;
+  unique_function<void(int, int)> on_exit;
+  unique_function<void(int, int)> on_close;
+  unique_function<void(std::error_code)> on_error;
+
+  child_record() = default;
+  ~child_record() {
+    // The loop's teardown (or after 'close'): give the pidfd back.
+    if (pidfd >= 0 && loop != nullptr) (void)loop->close_descriptor(std::exchange(pidfd, -1));
+  }
+};
+
+struct child_ops {
+  // A pipe of the child closed (its 'close' runs right after this).
+  static void pipe_released(handle_record& base) {
+    auto& r = static_cast<child_record&>(base);
+    if (r.open_pipes > 0) --r.open_pipes;
+    if (r.open_pipes == 0 && (r.exit_reported || r.spawn_error)) {
+      r.loop->next_tick([ref = record_ref<child_record>(r)] {
+        if (child_record* c = ref.get()) emit_close(*c);
+      });
+    }
+  }
+
+  static void emit_close(child_record& r) {
+    if (r.close_emitted || r.open_pipes != 0 || !(r.exit_reported || r.spawn_error)) return;
+    r.close_emitted = true;
+    auto fn = std::move(r.on_close);
+    const int code = r.exit_code;
+    const int sig = r.term_signal;
+    loop_core& loop = *r.loop;
+    loop.close_handle(r, {});
+    if (fn) loop.invoke(fn, code, sig);
+  }
+
+  static void pidfd_ready(operation& op) {
+    auto& r = *static_cast<child_record*>(op.user);
+    if (r.exited) return;
+    if (!op.more() && op.error == std::errc::operation_canceled) return;
+    try_reap(r);
+  }
+
+  /// waitpid for this one child; true when it has exited.
+  static bool try_reap(child_record& r) {
+    if (r.exited || r.pid <= 0) return r.exited;
+    int status = 0;
+    const pid_t got = posix::retry([&] { return ::waitpid(r.pid, &status, WNOHANG); });
+    if (got == 0) return false;
+    if (got < 0) {
+      // ECHILD: someone else reaped it (SIGCHLD ignored): its status is lost.
+      r.exit_code = -1;
+      r.term_signal = 0;
+    } else if (WIFEXITED(status)) {
+      r.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      r.exit_code = -1;
+      r.term_signal = WTERMSIG(status);
+    } else {
+      return false;  // stopped or continued: not an exit
+    }
+    exited(r);
+    return true;
+  }
+
+  static void exited(child_record& r) {
+    r.exited = true;
+    loop_core& loop = *r.loop;
+    loop.deactivate(r);
+    if (r.pidfd >= 0) {
+      loop.cancel(r.exit_op);
+      (void)loop.close_descriptor(std::exchange(r.pidfd, -1));
+    }
+    report_exit(r, 0);
+  }
+
+  // Output the child wrote before it exited and that waits unread in a
+  // flowing pipe: read first (the poll phase that reports the exit may come
+  // before the one that reads it).
+  static bool output_pending(const child_record& r) noexcept {
+    for (const auto& ref : r.pipes) {
+      const stream_record* s = ref.get();
+      if (s == nullptr || s->destroyed || s->read_ended || !s->reading || s->fd < 0) continue;
+      if (s->read_op.linked) return true;  // read by the backend, its completion queued behind ours
+      int n = 0;
+      if (::ioctl(static_cast<int>(s->fd), FIONREAD, &n) == 0 && n > 0) return true;
+    }
+    return false;
+  }
+
+  // 'exit', once the output written before it has been read (a few turns at most).
+  static void report_exit(child_record& r, int turns) {
+    if (turns < 16 && output_pending(r)) {
+      r.loop->defer([ref = record_ref<child_record>(r), turns] {
+        if (child_record* c = ref.get()) report_exit(*c, turns + 1);
+      });
+      return;
+    }
+    r.exit_reported = true;
+    const record_ref<child_record> ref(r);
+    if (r.on_exit) {
+      auto fn = std::move(r.on_exit);
+      r.loop->invoke(fn, r.exit_code, r.term_signal);
+      r.loop->run_microtasks();
+    }
+    if (child_record* c = ref.get()) emit_close(*c);
+  }
+
+  static void stop(handle_record& base) {
+    auto& r = static_cast<child_record&>(base);
+    r.loop->cancel(r.exit_op);
+  }
+};
+
+inline child_service::~child_service() = default;
+
+inline std::error_code child_service::watch_sigchld() {
+  if (sigchld.active()) return {};
+  if (!sigchld) sigchld = signal_handle(loop);
+  if (std::error_code ec = sigchld.start(SIGCHLD, [this](int) { on_sigchld(); })) return ec;
+  sigchld.unref();  // the children hold the loop, not this watch
+  return {};
+}
+
+inline void child_service::on_sigchld() {
+  snapshot.swap(waiting);
+  waiting.clear();
+  for (auto& ref : snapshot) {
+    child_record* r = ref.get();
+    if (r == nullptr || r->exited) continue;
+    if (!child_ops::try_reap(*r)) waiting.push_back(ref);
+  }
+  snapshot.clear();
+  if (waiting.empty()) sigchld.stop();  // the default disposition comes back when nobody waits
+}
+
+}  // namespace detail
+
+namespace child_process {
+
+/// A running (or finished) child: a reference to the loop's record of it.
+class child {
+ public:
+  child() noexcept = default;
+  /// Whether it refers to a child not yet closed.
+  explicit operator bool() const noexcept { return ref_.get() != nullptr; }
+
+  /// exit(code, signal): code is the exit status, or -1 when signal ended it.
+  child& on_exit(detail::unique_function<void(int code, int signo)> cb) {
+    if (auto* r = ref_.get()) r->on_exit = std::move(cb);
+    return *this;
+  }
+  /// close(code, signal): after exit and once every stdio pipe has closed.
+  child& on_close(detail::unique_function<void(int code, int signo)> cb) {
+    if (auto* r = ref_.get()) r->on_close = std::move(cb);
+    return *this;
+  }
+  /// error(ec): the spawn failed (or kill() could not be sent, reported by kill()).
+  child& on_error(detail::unique_function<void(std::error_code)> cb) {
+    if (auto* r = ref_.get()) r->on_error = std::move(cb);
+    return *this;
+  }
+
+  /// Send a signal (Node's subprocess.kill); an error once it has exited (ESRCH).
+  std::error_code kill(int signo = SIGTERM) {
+    auto* r = ref_.get();
+    if (r == nullptr || r->exited || r->pid <= 0) return std::make_error_code(std::errc::no_such_process);
+    if (signo < 0 || signo >= detail::posix::signal_limit) return std::make_error_code(std::errc::invalid_argument);
+    return detail::posix::signal_child(r->pid, r->pidfd, signo);
+  }
+
+  /// The process id (0 when the spawn failed or once closed).
+  [[nodiscard]] int pid() const noexcept {
+    auto* r = ref_.get();
+    return r != nullptr ? detail::posix::sys_cast<int>(r->pid) : 0;
+  }
+  [[nodiscard]] bool exited() const noexcept {
+    auto* r = ref_.get();
+    return r != nullptr && r->exited;
+  }
+  /// The exit status (-1 when a signal ended it); 0 while running.
+  [[nodiscard]] int exit_code() const noexcept {
+    auto* r = ref_.get();
+    return r != nullptr ? r->exit_code : 0;
+  }
+  [[nodiscard]] int signal_code() const noexcept {
+    auto* r = ref_.get();
+    return r != nullptr ? r->term_signal : 0;
+  }
+
+  /// The parent's end of the child's descriptor `index`, when it is a pipe
+  /// (an empty socket otherwise, or once that pipe closed).
+  [[nodiscard]] net::socket stdio(std::size_t index) const {
+    auto* r = ref_.get();
+    if (r == nullptr || index >= r->pipes.size()) return {};
+    detail::stream_record* s = r->pipes[index].get();
+    return s != nullptr ? net::socket(*s) : net::socket{};
+  }
+  [[nodiscard]] net::socket stdin_pipe() const { return stdio(0); }
+  [[nodiscard]] net::socket stdout_pipe() const { return stdio(1); }
+  [[nodiscard]] net::socket stderr_pipe() const { return stdio(2); }
+
+  /// Keep the loop alive until the child exits (the default).
+  child& ref() {
+    if (auto* r = ref_.get()) r->loop->set_handle_ref(*r, true);
+    return *this;
+  }
+  /// Let the loop end while the child runs (its pipes still hold it while open).
+  child& unref() {
+    if (auto* r = ref_.get()) r->loop->set_handle_ref(*r, false);
+    return *this;
+  }
+
+  /// For module authors.
+  explicit child(detail::child_record& r) noexcept : ref_(r) {}
+
+ private:
+  record_ref<detail::child_record> ref_;
+};
+
+namespace detail_spawn {
+
+inline std::vector<std::string> path_candidates(const spawn_options& o) {
+  std::vector<std::string> out;
+  if (o.file.find('/') != std::string::npos) {
+    out.push_back(o.file);
+    return out;
+  }
+  std::string path;
+  bool found = false;
+  if (o.env) {
+    for (const std::string& e : *o.env)
+      if (e.rfind("PATH=", 0) == 0) {
+        path = e.substr(5);
+        found = true;
+      }
+  }
+  if (!found) {
+    const char* p = std::getenv("PATH");
+    path = p != nullptr ? p : "/usr/local/bin:/usr/bin:/bin";
+  }
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = path.find(':', start);
+    std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (dir.empty()) dir = ".";
+    out.push_back(dir + "/" + o.file);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+/// Whether pidfd_open works here (kernel 5.3+, not refused by seccomp).
+inline bool pidfds_work() {
+  static const bool works = [] {
+    const int fd = phaseloop::detail::posix::open_pidfd(::getpid());
+    if (fd < 0) return false;
+    (void)phaseloop::detail::posix::close_fd(fd);
+    return true;
+  }();
+  return works;
+}
+
+/// Descriptors the parent made for one spawn, closed unless handed over.
+struct made_fds {
+  std::vector<int> fds;
+  ~made_fds() {
+    for (int fd : fds)
+      if (fd >= 0) (void)phaseloop::detail::posix::close_fd(fd);
+  }
+};
+
+/// Start noticing the child's exit: its pidfd, or SIGCHLD and waitpid.
+inline void watch_exit(loop_core& loop, phaseloop::detail::child_record& r, bool use_pidfd) {
+  namespace posix = phaseloop::detail::posix;
+  auto& service = loop.service<phaseloop::detail::child_service>();
+  const pid_t pid = r.pid;
+  if (use_pidfd) r.pidfd = posix::open_pidfd(pid);
+  if (r.pidfd >= 0) {
+    r.exit_op.kind = op_kind::poll;
+    r.exit_op.fd = r.pidfd;
+    r.exit_op.events = io_events::readable;
+    r.exit_op.user = &r;
+    r.exit_op.owner = &r;
+    r.exit_op.complete = &phaseloop::detail::child_ops::pidfd_ready;
+    if (loop.submit(r.exit_op)) {
+      (void)loop.close_descriptor(std::exchange(r.pidfd, -1));
+    }
+  }
+  if (r.pidfd < 0) {
+    r.by_sigchld = true;
+    if (std::error_code ec = service.watch_sigchld()) {
+      (void)::kill(pid, SIGKILL);
+      (void)posix::retry([&] { return ::waitpid(pid, nullptr, 0); });
+      r.pid = 0;
+      phaseloop::detail::child_ops::exited(r);
+      return;
+    }
+    service.waiting.emplace_back(r);
+    // Without a pidfd after all, it may have exited before SIGCHLD was watched.
+    if (use_pidfd) service.on_sigchld();
+  }
+
+}
+
+/// Start the child and the parent's pipe ends; `r` gets the pid and pipes.
+inline std::error_code start(loop_core& loop, const spawn_options& o, phaseloop::detail::child_record& r) {
+  namespace posix = phaseloop::detail::posix;
+  if (o.file.empty() || o.file.find('\0') != std::string::npos) return std::make_error_code(std::errc::invalid_argument);
+  std::vector<stdio_spec> stdio = o.stdio;
+  while (stdio.size() < 3) stdio.push_back(stdio_spec::ignore());
+  if (stdio.size() > 1024) return std::make_error_code(std::errc::invalid_argument);
+  const int n = static_cast<int>(stdio.size());
+
+  std::vector<std::string> candidates = path_candidates(o);
+  std::vector<const char*> cand_ptrs;
+  for (const auto& c : candidates) cand_ptrs.push_back(c.c_str());
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(o.file.c_str()));
+  for (const auto& a : o.args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  if (o.env) {
+    for (const auto& e : *o.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+  }
+
+  made_fds child_side;   // closed after the spawn
+  made_fds parent_side;  // closed unless they become streams
+  std::vector<int> sources(stdio.size(), -1);
+  parent_side.fds.assign(stdio.size(), -1);
+  int devnull = -1;
+  for (int i = 0; i < n; ++i) {
+    const stdio_spec& s = stdio[static_cast<std::size_t>(i)];
+    switch (s.kind) {
+      case stdio_kind::pipe: {
+        int sv[2];
+#if defined(SOCK_CLOEXEC)
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return posix::errno_code();
+#else
+        if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return posix::errno_code();
+        (void)::fcntl(sv[0], F_SETFD, FD_CLOEXEC);
+        (void)::fcntl(sv[1], F_SETFD, FD_CLOEXEC);
+#endif
+        parent_side.fds[static_cast<std::size_t>(i)] = sv[0];
+        child_side.fds.push_back(sv[1]);
+        sources[static_cast<std::size_t>(i)] = sv[1];
+        break;
+      }
+      case stdio_kind::inherit: sources[static_cast<std::size_t>(i)] = i; break;
+      case stdio_kind::ignore:
+        if (devnull < 0) {
+          devnull = posix::retry([] { return ::open("/dev/null", O_RDWR | O_CLOEXEC); });
+          if (devnull < 0) return posix::errno_code();
+          child_side.fds.push_back(devnull);
+        }
+        sources[static_cast<std::size_t>(i)] = devnull;
+        break;
+      case stdio_kind::fd:
+        if (s.fd < 0 || s.fd > 0x7fffffff || !posix::is_open(static_cast<int>(s.fd)))
+          return std::make_error_code(std::errc::bad_file_descriptor);
+        sources[static_cast<std::size_t>(i)] = static_cast<int>(s.fd);
+        break;
+    }
+  }
+
+  posix::spawn_plan plan;
+  plan.candidates = cand_ptrs.data();
+  plan.candidate_count = cand_ptrs.size();
+  plan.argv = argv.data();
+  plan.envp = o.env ? envp.data() : environ;
+  plan.cwd = o.cwd.empty() ? nullptr : o.cwd.c_str();
+  plan.sources = sources.data();
+  plan.count = n;
+  rlimit lim{};
+  plan.close_limit = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < 1048576
+                         ? static_cast<int>(lim.rlim_cur)
+                         : 65536;
+  plan.detached = o.detached;
+  plan.set_uid = o.uid.has_value();
+  plan.set_gid = o.gid.has_value();
+  plan.uid = posix::sys_cast<uid_t>(o.uid.value_or(0));
+  plan.gid = posix::sys_cast<gid_t>(o.gid.value_or(0));
+
+  const bool use_pidfd = !phaseloop::detail::child_force_sigchld.load(std::memory_order_relaxed) && pidfds_work();
+  auto& service = loop.service<phaseloop::detail::child_service>();
+  if (!use_pidfd) {
+    // Watch SIGCHLD before the child exists, so its exit cannot be missed.
+    if (std::error_code ec = service.watch_sigchld()) return ec;
+  }
+  pid_t pid = 0;
+  if (std::error_code ec = posix::spawn_process(plan, pid)) return ec;
+  r.pid = pid;
+  r.pipes.resize(stdio.size());
+  for (std::size_t i = 0; i < stdio.size(); ++i) {
+    const int fd = parent_side.fds[i];
+    if (fd < 0) continue;
+    std::error_code ec;
+    net::socket s = net::socket::open(loop, fd, ec, true);
+    if (ec) continue;  // the child runs without this pipe's parent end (closed with parent_side)
+    parent_side.fds[i] = -1;
+    phaseloop::detail::stream_record* sr = s.record();
+    sr->server = &r;
+    sr->on_released = &phaseloop::detail::child_ops::pipe_released;
+    r.pipes[i] = record_ref<phaseloop::detail::stream_record>(*sr);
+    ++r.open_pipes;
+  }
+  // The exit watch starts after the pipes' first reads (both deferred), so
+  // output written before the exit is read before 'exit' is reported.
+  loop.defer([ref = record_ref<phaseloop::detail::child_record>(r), use_pidfd] {
+    phaseloop::detail::child_record* c = ref.get();
+    if (c != nullptr && !c->exited) watch_exit(*c->loop, *c, use_pidfd);
+  });
+  return {};
+}
+
+}  // namespace detail_spawn
+
+/// Start a child (Node's child_process.spawn). A failure is reported through
+/// the child's on_error in a tick, then on_close(-errno, 0).
+inline child spawn(loop_core& loop, const spawn_options& options) {
+  auto& r = loop.make_record<phaseloop::detail::child_record>();
+  r.stop = &phaseloop::detail::child_ops::stop;
+  loop.activate(r);
+  if (std::error_code ec = detail_spawn::start(loop, options, r)) {
+    r.spawn_error = ec;
+    r.exit_code = -ec.value();
+    loop.deactivate(r);
+    loop.next_tick([ref = record_ref<phaseloop::detail::child_record>(r), ec] {
+      phaseloop::detail::child_record* c = ref.get();
+      if (c == nullptr) return;
+      if (c->on_error) {
+        auto fn = std::move(c->on_error);
+        c->loop->invoke(fn, ec);
+      }
+      if ((c = ref.get()) != nullptr) phaseloop::detail::child_ops::emit_close(*c);
+    });
+  }
+  return child(r);
+}
+
+/// As spawn, reporting a failure in `ec` at once (the child is then empty and has no events).
+inline child spawn(loop_core& loop, const spawn_options& options, std::error_code& ec) {
+  auto& r = loop.make_record<phaseloop::detail::child_record>();
+  r.stop = &phaseloop::detail::child_ops::stop;
+  loop.activate(r);
+  ec = detail_spawn::start(loop, options, r);
+  if (ec) {
+    r.close_emitted = true;
+    loop.close_handle(r, {});
+    return child{};
+  }
+  return child(r);
+}
+
+// ------------------------------------------------------------ exec, exec_file
+
+/// Why exec/exec_file failed, beside system errors (the spawn's own).
+enum class exec_errc {
+  exit_status = 1,      ///< the child exited with a status other than 0
+  killed,               ///< a signal ended the child
+  max_buffer_exceeded,  ///< stdout or stderr went over max_buffer (the child was killed)
+  timed_out,            ///< the timeout ran out (the child was killed)
+};
+
+namespace detail_spawn {
+// clang's -Wweak-vtables cannot be met by a header-only library (see error.hpp).
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wweak-vtables"
+#endif
+class exec_category final : public std::error_category {
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
+ public:
+  [[nodiscard]] const char* name() const noexcept override { return "phaseloop.child_process"; }
+  [[nodiscard]] std::string message(int value) const override {
+    switch (static_cast<exec_errc>(value)) {
+      case exec_errc::exit_status: return "the command exited with a non-zero status";
+      case exec_errc::killed: return "the command was killed by a signal";
+      case exec_errc::max_buffer_exceeded: return "stdout or stderr exceeded max_buffer";
+      case exec_errc::timed_out: return "the command timed out";
+    }
+    return "unknown child_process error";
+  }
+};
+}  // namespace detail_spawn
+
+/// The error category of exec_errc.
+inline const std::error_category& exec_category() noexcept {
+  return phaseloop::detail::immortal<detail_spawn::exec_category>();
+}
+inline std::error_code make_error_code(exec_errc e) noexcept { return {static_cast<int>(e), exec_category()}; }
+
+/// What exec and exec_file collected.
+struct exec_result {
+  std::string out;  ///< everything the child wrote to stdout
+  std::string err;  ///< everything it wrote to stderr
+  int code = 0;     ///< exit status (-1 when a signal ended it; -errno when the spawn failed)
+  int signo = 0;    ///< the signal that ended it, or 0
+};
+
+/// Options of exec and exec_file (Node's).
+struct exec_options {
+  std::string cwd;
+  std::optional<std::vector<std::string>> env;
+  std::size_t max_buffer = 1024 * 1024;              ///< per stream; more kills the child
+  std::chrono::milliseconds timeout{0};              ///< 0: none; then the child gets kill_signal
+  int kill_signal = SIGTERM;
+  std::string shell = "/bin/sh";                     ///< exec only: runs `shell -c command`
+};
+
+/// The error a promise form rejects with: the error code and what was collected.
+class exec_error : public std::system_error {
+ public:
+  exec_error(std::error_code ec, exec_result r) : std::system_error(ec, "phaseloop::child_process::exec"), result(std::move(r)) {}
+  exec_result result;
+};
+
+namespace detail_spawn {
+// As Node's execFile kill(): the output pipes go (a grandchild writing to
+// them gets EPIPE), then the signal.
+inline void stop_child(child& c, int signo) {
+  c.stdout_pipe().destroy();
+  c.stderr_pipe().destroy();
+  (void)c.kill(signo);
+}
+}  // namespace detail_spawn
+
+/// Run `file` with `args`, collect its output, then cb(ec, result): ec is the
+/// spawn's error, exit_status or killed for a child that failed, or
+/// max_buffer_exceeded / timed_out. stdin is /dev/null.
+template <class Cb>
+child exec_file(loop_core& loop, std::string file, std::vector<std::string> args, const exec_options& options,
+                Cb cb) {
+  static_assert(std::is_invocable_v<Cb&, std::error_code, exec_result>,
+                "exec_file: the callback must accept (std::error_code, child_process::exec_result)");
+  struct state {
+    exec_result result;
+    std::error_code error;
+    timer_id timer{};
+    Cb cb;
+    std::size_t max_buffer = 0;
+  };
+  auto st = std::make_shared<state>(state{{}, {}, {}, std::move(cb), options.max_buffer});
+  spawn_options so;
+  so.file = std::move(file);
+  so.args = std::move(args);
+  so.env = options.env;
+  so.cwd = options.cwd;
+  so.stdio = {stdio_spec::ignore(), stdio_spec::pipe(), stdio_spec::pipe()};
+  child c = spawn(loop, so);
+  const int kill_signal = options.kill_signal;
+  auto collect = [st, c, kill_signal](std::string exec_result::*field) mutable {
+    return [st, c, kill_signal, field](std::span<const std::byte> d) mutable {
+      std::string& s = st->result.*field;
+      if (st->error) return;
+      if (s.size() + d.size() > st->max_buffer) {
+        s.append(reinterpret_cast<const char*>(d.data()), st->max_buffer - s.size());
+        st->error = make_error_code(exec_errc::max_buffer_exceeded);
+        detail_spawn::stop_child(c, kill_signal);
+        return;
+      }
+      s.append(reinterpret_cast<const char*>(d.data()), d.size());
+    };
+  };
+  c.stdout_pipe().on_data(collect(&exec_result::out));
+  c.stderr_pipe().on_data(collect(&exec_result::err));
+  c.on_error([st](std::error_code ec) {
+    if (!st->error) st->error = ec;
+  });
+  c.on_close([st, &loop](int code, int signo) mutable {
+    if (st->timer.generation != 0) loop.clear_timer(std::exchange(st->timer, {}));
+    st->result.code = code;
+    st->result.signo = signo;
+    if (!st->error) {
+      if (signo != 0) st->error = make_error_code(exec_errc::killed);
+      else if (code != 0) st->error = make_error_code(exec_errc::exit_status);
+    }
+    auto fn = std::move(st->cb);
+    fn(st->error, std::move(st->result));
+  });
+  if (options.timeout.count() > 0 && c.pid() > 0) {
+    st->timer = loop.set_timer(
+        [st, c, kill_signal]() mutable {
+          st->timer = {};
+          if (c.exited()) return;
+          if (!st->error) st->error = make_error_code(exec_errc::timed_out);
+          detail_spawn::stop_child(c, kill_signal);
+        },
+        options.timeout);
+  }
+  return c;
+}
+
+/// Run `command` through the shell (`shell -c command`), as exec_file.
+template <class Cb>
+child exec(loop_core& loop, std::string command, const exec_options& options, Cb cb) {
+  return exec_file(loop, options.shell, {"-c", std::move(command)}, options, std::move(cb));
+}
+template <class Cb>
+child exec(loop_core& loop, std::string command, Cb cb) {
+  return exec(loop, std::move(command), exec_options{}, std::move(cb));
+}
+
+/// Promise forms (Node's util.promisify(exec)): fulfil with the result,
+/// reject with exec_error.
+namespace promises {
+
+template <class Loop>
+promise<exec_result> exec_file(Loop& loop, std::string file, std::vector<std::string> args,
+                               const exec_options& options = {}) {
+  auto [p, r] = loop.template make_promise<exec_result>();
+  child_process::exec_file(loop, std::move(file), std::move(args), options,
+                           [r = std::move(r)](std::error_code ec, exec_result res) mutable {
+                             if (ec)
+                               r.reject(std::make_exception_ptr(exec_error(ec, std::move(res))));
+                             else
+                               r.resolve(std::move(res));
+                           });
+  return std::move(p);
+}
+
+template <class Loop>
+promise<exec_result> exec(Loop& loop, std::string command, const exec_options& options = {}) {
+  return promises::exec_file(loop, options.shell, {"-c", std::move(command)}, options);
+}
+
+}  // namespace promises
+
+}  // namespace child_process
+}  // namespace phaseloop
+
+// A std trait specialization, not phaseloop API: out of the reference.
+/// \cond
+template <>
+struct std::is_error_code_enum<phaseloop::child_process::exec_errc> : std::true_type {};
+/// \endcond
+
+#endif  // !_WIN32
+// end of <phaseloop/child_process.hpp>
 
 namespace phaseloop {
 

@@ -6,6 +6,7 @@
 // promises) through one table of function pointers per loop type; fs:: and
 // dns:: accept it like a loop.
 
+#include <phaseloop/abort.hpp>
 #include <phaseloop/loop.hpp>
 #include <phaseloop/promise/core.hpp>
 
@@ -350,8 +351,15 @@ class any_loop {
     set_timeout([r = std::move(made.second)] { r.resolve(); }, after);
     return std::move(made.first);
   }
+  /// Resolves after `after` unless `signal` aborts first: then it rejects
+  /// with the signal's reason and the timer is cleared.
+  template <class Rep, class Period>
+  promise<void> delay(std::chrono::duration<Rep, Period> after, const abort_signal& signal) {
+    return phaseloop::delay(*this, after, signal);
+  }
   /// Resolves with `value` after `after`.
   template <class Rep, class Period, class V>
+    requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
   promise<std::decay_t<V>> delay(std::chrono::duration<Rep, Period> after, V&& value) {
     using T = std::decay_t<V>;
     auto made = make_promise<T>();
@@ -359,6 +367,8 @@ class any_loop {
                 after);
     return std::move(made.first);
   }
+  /// Resolves in the check phase unless `signal` aborts first.
+  promise<void> immediate(const abort_signal& signal) { return phaseloop::immediate(*this, signal); }
   /// Resolves in the check phase (an immediate).
   promise<void> immediate() {
     auto made = make_promise<void>();

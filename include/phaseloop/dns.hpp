@@ -241,8 +241,10 @@ inline std::error_code do_lookup_service(const std::string& ip, std::uint16_t po
 /// with options.all, in the resolver's order.
 template <class Loop, class Cb>
 auto lookup(Loop& loop, std::string host, lookup_options options, Cb cb) {
-  static_assert(std::is_invocable_v<Cb&, std::error_code, std::vector<lookup_address>>,
-                "dns::lookup: the callback must accept (std::error_code, std::vector<dns::lookup_address>)");
+  static_assert(std::is_invocable_v<Cb&, std::error_code, std::vector<lookup_address>> ||
+                    phaseloop::detail::is_promise_token<Cb>,
+                "dns::lookup: the callback must accept (std::error_code, std::vector<dns::lookup_address>), "
+                "or be phaseloop::use_promise");
   return phaseloop::detail::queue_blocking<std::vector<lookup_address>>(
       loop, work_kind::slow,
       [host = std::move(host), options](std::vector<lookup_address>& out) -> std::error_code {
@@ -262,8 +264,9 @@ auto lookup(Loop& loop, std::string host, Cb cb) {
 /// lookup). cb(std::error_code, dns::service_info).
 template <class Loop, class Cb>
 auto lookup_service(Loop& loop, std::string ip, std::uint16_t port, Cb cb) {
-  static_assert(std::is_invocable_v<Cb&, std::error_code, service_info>,
-                "dns::lookup_service: the callback must accept (std::error_code, dns::service_info)");
+  static_assert(std::is_invocable_v<Cb&, std::error_code, service_info> || phaseloop::detail::is_promise_token<Cb>,
+                "dns::lookup_service: the callback must accept (std::error_code, dns::service_info), "
+                "or be phaseloop::use_promise");
   return phaseloop::detail::queue_blocking<service_info>(
       loop, work_kind::slow,
       [ip = std::move(ip), port](service_info& out) {
@@ -272,21 +275,18 @@ auto lookup_service(Loop& loop, std::string ip, std::uint16_t port, Cb cb) {
       std::move(cb));
 }
 
-/// Node's dns.promises.
+/// Node's dns.promises: the callback forms with the use_promise token, which
+/// also takes a cancellation signal (dns::lookup(loop, host, use_promise(signal))).
 namespace promises {
 
 template <class Loop>
 promise<std::vector<lookup_address>> lookup(Loop& loop, std::string host, lookup_options options = {}) {
-  auto [p, r] = loop.template make_promise<std::vector<lookup_address>>();
-  dns::lookup(loop, std::move(host), options, std::move(r));
-  return std::move(p);
+  return dns::lookup(loop, std::move(host), options, phaseloop::use_promise);
 }
 
 template <class Loop>
 promise<service_info> lookup_service(Loop& loop, std::string ip, std::uint16_t port) {
-  auto [p, r] = loop.template make_promise<service_info>();
-  dns::lookup_service(loop, std::move(ip), port, std::move(r));
-  return std::move(p);
+  return dns::lookup_service(loop, std::move(ip), port, phaseloop::use_promise);
 }
 
 }  // namespace promises

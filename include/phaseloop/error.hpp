@@ -41,6 +41,7 @@ enum class errc {
   file_too_large = 1,  ///< ERR_FS_FILE_TOO_LARGE: a file too large to read into one buffer
   loop_gone,           ///< ERR_LOOP_GONE: the loop a poster or handle refers to was destroyed
   write_after_end,     ///< ERR_STREAM_WRITE_AFTER_END: a write after the stream was ended
+  aborted,             ///< ABORT_ERR: the operation was aborted through its abort_signal
 };
 
 namespace detail {
@@ -73,13 +74,16 @@ class phaseloop_error_category final : public std::error_category {
       case errc::file_too_large: return "file too large to read into one buffer";
       case errc::loop_gone: return "the loop was destroyed";
       case errc::write_after_end: return "write after end";
+      case errc::aborted: return "the operation was aborted";
     }
     return "unknown phaseloop error";
   }
-  /// file_too_large also compares equal to std::errc::file_too_large (EFBIG).
+  /// file_too_large also compares equal to std::errc::file_too_large (EFBIG),
+  /// aborted to std::errc::operation_canceled (ECANCELED).
   [[nodiscard]] std::error_condition default_error_condition(int value) const noexcept override {
     if (static_cast<errc>(value) == errc::file_too_large)
       return std::make_error_condition(std::errc::file_too_large);
+    if (static_cast<errc>(value) == errc::aborted) return std::make_error_condition(std::errc::operation_canceled);
     return {value, *this};
   }
 };
@@ -458,6 +462,7 @@ inline const char* dns_error_name(int value) noexcept {
       case errc::file_too_large: name = "ERR_FS_FILE_TOO_LARGE"; break;
       case errc::loop_gone: name = "ERR_LOOP_GONE"; break;
       case errc::write_after_end: name = "ERR_STREAM_WRITE_AFTER_END"; break;
+      case errc::aborted: name = "ABORT_ERR"; break;
     }
   } else if (std::strcmp(category.name(), "phaseloop.dns") == 0) {
     // Compared by name: dns.hpp (POSIX-only, and heavier) need not be included.

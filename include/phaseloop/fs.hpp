@@ -42,10 +42,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -62,6 +64,10 @@ namespace phaseloop::fs {
 
 /// A file descriptor, as Node's fs gives them.
 using file_descriptor = int;
+
+/// The most read_file() reads into one buffer: 2 GiB - 1 bytes, Node's
+/// kIoMaxLength (beyond it Node's readFile fails with ERR_FS_FILE_TOO_LARGE).
+inline constexpr std::size_t max_read_file_size = 2147483647;
 
 /// Node's fs.constants that have no <fcntl.h> spelling.
 namespace constants {
@@ -189,10 +195,25 @@ inline int parse_flags(std::string_view flags) noexcept {
   return -1;
 }
 
-inline std::chrono::system_clock::time_point to_time_point(std::int64_t sec, std::int64_t nsec) {
+/// A file time (seconds and nanoseconds since 1970) as a system_clock time
+/// point, saturated to time_point::min() and max() where the clock cannot
+/// hold it (with nanosecond ticks: before 1677 or after 2262), never wrapped.
+inline std::chrono::system_clock::time_point to_time_point(std::int64_t sec, std::int64_t nsec) noexcept {
   using namespace std::chrono;
-  return system_clock::time_point(
-      duration_cast<system_clock::duration>(seconds(sec) + nanoseconds(nsec)));
+  using time_point = system_clock::time_point;
+  using duration = system_clock::duration;
+  constexpr std::int64_t max_sec = duration_cast<seconds>(duration::max()).count();
+  constexpr std::int64_t min_sec = duration_cast<seconds>(duration::min()).count();
+  if (sec > max_sec) return time_point::max();
+  if (sec < min_sec) return time_point::min();
+  // Whole seconds within the clock's range convert exactly; the fraction
+  // (normally in [0, 1 s)) is added only where it fits.
+  if (nsec >= 1'000'000'000 || nsec <= -1'000'000'000) nsec %= 1'000'000'000;
+  const duration base = duration_cast<duration>(seconds(sec));
+  const duration extra = duration_cast<duration>(nanoseconds(nsec));
+  if (extra > duration::zero() && base > duration::max() - extra) return time_point::max();
+  if (extra < duration::zero() && base < duration::min() - extra) return time_point::min();
+  return time_point(base + extra);
 }
 
 inline struct timespec to_timespec(std::chrono::system_clock::time_point t) noexcept {
@@ -548,9 +569,15 @@ inline std::error_code do_copyfile(const std::string& from, const std::string& t
   return {};
 }
 
-/// Read a whole file, whatever its reported size (files under /proc say 0).
+/// Read a whole file, whatever its reported size (files under /proc say 0),
+/// up to `limit` bytes: a file that says it is larger, or a source that goes
+/// on past it (/dev/zero, a FIFO), gives file_too_large. On any error `out`
+/// is left empty: never a value together with an error.
 template <class Result>
-std::error_code do_read_file(const std::string& path, Result& out) {
+std::error_code do_read_file(const std::string& path, Result& out,
+                             std::size_t limit = max_read_file_size) {
+  out = Result{};
+  const std::size_t cap = limit < out.max_size() - 1 ? limit : out.max_size() - 1;
   int fd = -1;
   if (std::error_code ec = do_open(path, O_RDONLY, 0, fd)) return ec;
   struct closer {
@@ -560,26 +587,39 @@ std::error_code do_read_file(const std::string& path, Result& out) {
   struct stat st{};
   if (::fstat(fd, &st) != 0) return errno_code();
   if (S_ISDIR(st.st_mode)) return errno_code(EISDIR);
-  std::size_t capacity = st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 4096;
-  if (static_cast<std::uint64_t>(st.st_size) >= out.max_size()) return phaseloop::errc::file_too_large;
+  if (st.st_size > 0 && static_cast<std::uint64_t>(st.st_size) > cap)
+    return phaseloop::errc::file_too_large;  // known too large before reading
+  // Room for one byte more than the file says (or than the limit), so the
+  // end of file is seen without growing, and a source going on past the
+  // limit is caught with at most limit + 1 bytes held.
+  const std::size_t initial = st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 4096;
   std::size_t used = 0;
-  out.resize(capacity);
-  for (;;) {
-    std::size_t n = 0;
-    std::span<std::byte> free_space(reinterpret_cast<std::byte*>(out.data()) + used,
-                                    out.size() - used);
-    if (std::error_code ec = do_read(fd, free_space, -1, n)) {
-      out = Result{};
-      return ec;
+  try {
+    out.resize(initial < cap + 1 ? initial : cap + 1);
+    for (;;) {
+      std::size_t n = 0;
+      std::span<std::byte> free_space(reinterpret_cast<std::byte*>(out.data()) + used,
+                                      out.size() - used);
+      if (std::error_code ec = do_read(fd, free_space, -1, n)) {
+        out = Result{};
+        return ec;
+      }
+      if (n == 0) break;
+      used += n;
+      if (used > cap) {
+        out = Result{};
+        return phaseloop::errc::file_too_large;
+      }
+      if (used == out.size()) {
+        const std::size_t grown = out.size() <= (cap + 1) / 2 ? out.size() * 2 : cap + 1;
+        out.resize(grown);
+      }
     }
-    if (n == 0) break;
-    used += n;
-    if (used == out.size()) {
-      if (out.size() > out.max_size() / 2) return phaseloop::errc::file_too_large;
-      out.resize(out.size() * 2);
-    }
+    out.resize(used);
+  } catch (const std::bad_alloc&) {
+    out = Result{};
+    return std::make_error_code(std::errc::not_enough_memory);
   }
-  out.resize(used);
   return {};
 }
 
@@ -595,9 +635,9 @@ inline std::error_code do_write_file(const std::string& path, std::span<const st
 /// Queue a file-system call on the executor (fs calls are fast work).
 template <class T, class Loop, class Op, class Cb>
 auto queue(Loop& loop, Op op, Cb cb) {
-  static_assert(phaseloop::detail::err_first_callback<Cb, T>,
+  static_assert(phaseloop::detail::err_first_callback<Cb, T> || phaseloop::detail::is_promise_token<Cb>,
                 "fs: the callback must accept (std::error_code) for operations without a "
-                "result, (std::error_code, result) otherwise");
+                "result, (std::error_code, result) otherwise, or be phaseloop::use_promise");
   return phaseloop::detail::queue_blocking<T>(loop, work_kind::fast, std::move(op), std::move(cb));
 }
 
@@ -959,9 +999,11 @@ auto copyfile(Loop& loop, std::string from, std::string to, Cb cb) {
 }
 
 /// The whole file as Result: std::string (the default) or
-/// std::vector<std::byte>. cb(error_code, Result). A file too large for
-/// Result gives phaseloop::errc::file_too_large (Node's ERR_FS_FILE_TOO_LARGE;
-/// it compares equal to std::errc::file_too_large too).
+/// std::vector<std::byte>. cb(error_code, Result). A file larger than
+/// max_read_file_size (2 GiB - 1, Node's limit), or a source that goes on
+/// past it (/dev/zero, a FIFO), gives phaseloop::errc::file_too_large (Node's
+/// ERR_FS_FILE_TOO_LARGE; it compares equal to std::errc::file_too_large
+/// too) and an empty Result: on every error the Result is empty.
 template <class Result = std::string, class Loop, class Cb>
 auto read_file(Loop& loop, std::string path, Cb cb) {
   static_assert(std::is_same_v<Result, std::string> || std::is_same_v<Result, std::vector<std::byte>>,
@@ -1018,170 +1060,145 @@ auto append_file(Loop& loop, std::string path, std::vector<std::byte> data, Cb c
 /// until the promise settles.
 namespace promises {
 
-namespace detail {
-template <class T, class Loop, class Start>
-promise<T> start(Loop& loop, Start start_call) {
-  auto [p, r] = loop.template make_promise<T>();
-  start_call(std::move(r));
-  return std::move(p);
-}
-}  // namespace detail
+// Node's fs.promises: each is its callback form with the use_promise token
+// (phaseloop/use_promise.hpp), which also takes a cancellation signal:
+// fs::read_file(loop, path, use_promise(signal)).
 
 template <class Loop>
 promise<file_descriptor> open(Loop& loop, std::string path, int flags, unsigned mode = 0666) {
-  return detail::start<file_descriptor>(
-      loop, [&](auto r) { fs::open(loop, std::move(path), flags, mode, std::move(r)); });
+  return fs::open(loop, std::move(path), flags, mode, phaseloop::use_promise);
 }
 template <class Loop>
 promise<file_descriptor> open(Loop& loop, std::string path, std::string_view flags = "r",
                               unsigned mode = 0666) {
-  return detail::start<file_descriptor>(
-      loop, [&](auto r) { fs::open(loop, std::move(path), flags, mode, std::move(r)); });
+  return fs::open(loop, std::move(path), flags, mode, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> close(Loop& loop, file_descriptor fd) {
-  return detail::start<void>(loop, [&](auto r) { fs::close(loop, fd, std::move(r)); });
+  return fs::close(loop, fd, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::size_t> read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer) {
-  return detail::start<std::size_t>(loop, [&](auto r) { fs::read(loop, fd, buffer, std::move(r)); });
+  return fs::read(loop, fd, buffer, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::size_t> read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer,
                           std::uint64_t position) {
-  return detail::start<std::size_t>(
-      loop, [&](auto r) { fs::read(loop, fd, buffer, position, std::move(r)); });
+  return fs::read(loop, fd, buffer, position, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::size_t> write(Loop& loop, file_descriptor fd, std::span<const std::byte> data) {
-  return detail::start<std::size_t>(loop, [&](auto r) { fs::write(loop, fd, data, std::move(r)); });
+  return fs::write(loop, fd, data, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::size_t> write(Loop& loop, file_descriptor fd, std::span<const std::byte> data,
                            std::uint64_t position) {
-  return detail::start<std::size_t>(
-      loop, [&](auto r) { fs::write(loop, fd, data, position, std::move(r)); });
+  return fs::write(loop, fd, data, position, phaseloop::use_promise);
 }
 template <class Loop>
 promise<stats> stat(Loop& loop, std::string path) {
-  return detail::start<stats>(loop, [&](auto r) { fs::stat(loop, std::move(path), std::move(r)); });
+  return fs::stat(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<stats> lstat(Loop& loop, std::string path) {
-  return detail::start<stats>(loop, [&](auto r) { fs::lstat(loop, std::move(path), std::move(r)); });
+  return fs::lstat(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<stats> fstat(Loop& loop, file_descriptor fd) {
-  return detail::start<stats>(loop, [&](auto r) { fs::fstat(loop, fd, std::move(r)); });
+  return fs::fstat(loop, fd, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> ftruncate(Loop& loop, file_descriptor fd, std::uint64_t length = 0) {
-  return detail::start<void>(loop, [&](auto r) { fs::ftruncate(loop, fd, length, std::move(r)); });
+  return fs::ftruncate(loop, fd, length, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> fsync(Loop& loop, file_descriptor fd) {
-  return detail::start<void>(loop, [&](auto r) { fs::fsync(loop, fd, std::move(r)); });
+  return fs::fsync(loop, fd, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> fdatasync(Loop& loop, file_descriptor fd) {
-  return detail::start<void>(loop, [&](auto r) { fs::fdatasync(loop, fd, std::move(r)); });
+  return fs::fdatasync(loop, fd, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> unlink(Loop& loop, std::string path) {
-  return detail::start<void>(loop, [&](auto r) { fs::unlink(loop, std::move(path), std::move(r)); });
+  return fs::unlink(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> rename(Loop& loop, std::string from, std::string to) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::rename(loop, std::move(from), std::move(to), std::move(r)); });
+  return fs::rename(loop, std::move(from), std::move(to), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> mkdir(Loop& loop, std::string path, mkdir_options options = {}) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::mkdir(loop, std::move(path), options, std::move(r)); });
+  return fs::mkdir(loop, std::move(path), options, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> rmdir(Loop& loop, std::string path) {
-  return detail::start<void>(loop, [&](auto r) { fs::rmdir(loop, std::move(path), std::move(r)); });
+  return fs::rmdir(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> rm(Loop& loop, std::string path, rm_options options = {}) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::rm(loop, std::move(path), options, std::move(r)); });
+  return fs::rm(loop, std::move(path), options, phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::string> mkdtemp(Loop& loop, std::string prefix) {
-  return detail::start<std::string>(
-      loop, [&](auto r) { fs::mkdtemp(loop, std::move(prefix), std::move(r)); });
+  return fs::mkdtemp(loop, std::move(prefix), phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::vector<dirent>> readdir(Loop& loop, std::string path) {
-  return detail::start<std::vector<dirent>>(
-      loop, [&](auto r) { fs::readdir(loop, std::move(path), std::move(r)); });
+  return fs::readdir(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::string> readlink(Loop& loop, std::string path) {
-  return detail::start<std::string>(
-      loop, [&](auto r) { fs::readlink(loop, std::move(path), std::move(r)); });
+  return fs::readlink(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<std::string> realpath(Loop& loop, std::string path) {
-  return detail::start<std::string>(
-      loop, [&](auto r) { fs::realpath(loop, std::move(path), std::move(r)); });
+  return fs::realpath(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> symlink(Loop& loop, std::string target, std::string path) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::symlink(loop, std::move(target), std::move(path), std::move(r)); });
+  return fs::symlink(loop, std::move(target), std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> link(Loop& loop, std::string existing, std::string new_path) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::link(loop, std::move(existing), std::move(new_path), std::move(r)); });
+  return fs::link(loop, std::move(existing), std::move(new_path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> chmod(Loop& loop, std::string path, unsigned mode) {
-  return detail::start<void>(loop, [&](auto r) { fs::chmod(loop, std::move(path), mode, std::move(r)); });
+  return fs::chmod(loop, std::move(path), mode, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> utimes(Loop& loop, std::string path, std::chrono::system_clock::time_point atime,
                      std::chrono::system_clock::time_point mtime) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::utimes(loop, std::move(path), atime, mtime, std::move(r)); });
+  return fs::utimes(loop, std::move(path), atime, mtime, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> access(Loop& loop, std::string path, int mode = constants::f_ok) {
-  return detail::start<void>(loop, [&](auto r) { fs::access(loop, std::move(path), mode, std::move(r)); });
+  return fs::access(loop, std::move(path), mode, phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> copyfile(Loop& loop, std::string from, std::string to, int flags = 0) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::copyfile(loop, std::move(from), std::move(to), flags, std::move(r)); });
+  return fs::copyfile(loop, std::move(from), std::move(to), flags, phaseloop::use_promise);
 }
 template <class Result = std::string, class Loop>
 promise<Result> read_file(Loop& loop, std::string path) {
-  return detail::start<Result>(
-      loop, [&](auto r) { fs::read_file<Result>(loop, std::move(path), std::move(r)); });
+  return fs::read_file<Result>(loop, std::move(path), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> write_file(Loop& loop, std::string path, std::string data) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::write_file(loop, std::move(path), std::move(data), std::move(r)); });
+  return fs::write_file(loop, std::move(path), std::move(data), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> write_file(Loop& loop, std::string path, std::vector<std::byte> data) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::write_file(loop, std::move(path), std::move(data), std::move(r)); });
+  return fs::write_file(loop, std::move(path), std::move(data), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> append_file(Loop& loop, std::string path, std::string data) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::append_file(loop, std::move(path), std::move(data), std::move(r)); });
+  return fs::append_file(loop, std::move(path), std::move(data), phaseloop::use_promise);
 }
 template <class Loop>
 promise<void> append_file(Loop& loop, std::string path, std::vector<std::byte> data) {
-  return detail::start<void>(
-      loop, [&](auto r) { fs::append_file(loop, std::move(path), std::move(data), std::move(r)); });
+  return fs::append_file(loop, std::move(path), std::move(data), phaseloop::use_promise);
 }
 
 }  // namespace promises

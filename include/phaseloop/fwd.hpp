@@ -14,6 +14,8 @@ class handle;
 struct handle_record;
 struct operation;
 
+class abort_signal;
+
 template <class T>
 class promise;
 template <class T>

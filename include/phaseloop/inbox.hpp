@@ -6,7 +6,9 @@
 #include <phaseloop/detail/function.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <exception>
 #include <mutex>
 #include <system_error>
@@ -69,6 +71,27 @@ class inbox {
     work_request* done = std::exchange(done_head_, nullptr);
     done_tail_ = nullptr;
     return done;
+  }
+
+  /// Loop thread: give back what a batch from take() did not run (an
+  /// exception left), ahead of everything that arrived since, in order:
+  /// the finished requests from `done` on, and posted[from...].
+  void put_back(work_request* done, std::vector<detail::unique_function<void()>>& posted, std::size_t from) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (done != nullptr) {
+        work_request* last = done;
+        while (last->next != nullptr) last = last->next;
+        last->next = done_head_;
+        if (done_head_ == nullptr) done_tail_ = last;
+        done_head_ = done;
+      }
+      if (from < posted.size()) {
+        posted_.insert(posted_.begin(), std::make_move_iterator(posted.begin() + static_cast<std::ptrdiff_t>(from)),
+                       std::make_move_iterator(posted.end()));
+      }
+    }
+    signal();
   }
 
   /// Thread-safe: wake the loop so it looks at its state again (coalesced).

@@ -6,7 +6,9 @@
 
 #include <phaseloop/concepts.hpp>
 #include <phaseloop/detail/function.hpp>
+#include <phaseloop/detail/assert.hpp>
 #include <phaseloop/detail/intrusive_list.hpp>
+#include <phaseloop/detail/loop_life.hpp>
 #include <phaseloop/detail/pool.hpp>
 #include <phaseloop/detail/ring.hpp>
 #include <phaseloop/fwd.hpp>
@@ -23,8 +25,13 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <ratio>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -52,6 +59,60 @@ struct loop_options {
 
 /// Node's largest timer delay; longer (and shorter than 1 ms) delays become 1 ms.
 inline constexpr std::chrono::milliseconds max_timer_delay{2147483647};
+
+namespace detail {
+/// Whether `f` is a null function pointer or an empty function object.
+template <class F>
+[[nodiscard]] constexpr bool empty_callable(const F& f) noexcept {
+  if constexpr (std::is_function_v<F>)
+    return false;  // a function itself, never null
+  else if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>)
+    return f == nullptr;
+  else if constexpr (requires { f.operator bool(); })
+    return !static_cast<bool>(f);
+  else
+    return false;
+}
+
+/// Node's delay rule for a duration of any type: its whole milliseconds, or
+/// 1 when that is below 1 or above 2^31-1 (NaN too). Compared in the
+/// source unit, so no value overflows.
+template <class Rep, class Period>
+[[nodiscard]] constexpr std::uint32_t clamp_delay(std::chrono::duration<Rep, Period> delay) noexcept {
+  constexpr std::uint64_t max = static_cast<std::uint64_t>(max_timer_delay.count());
+  if constexpr (std::is_floating_point_v<Rep>) {
+    // NaN, infinities and out-of-range values become 1 ms, as in Node.
+    const long double ms = static_cast<long double>(delay.count()) * Period::num * 1000 / Period::den;
+    if (!(ms >= 1.0L && ms < static_cast<long double>(max + 1))) return 1;
+    return static_cast<std::uint32_t>(ms);
+  } else {
+    static_assert(std::is_integral_v<Rep>, "phaseloop: a delay's representation must be arithmetic");
+    using ms_per_unit = std::ratio_divide<Period, std::milli>;  // whole ms = count * N / D
+    constexpr auto n = static_cast<std::uint64_t>(ms_per_unit::num);
+    constexpr auto d = static_cast<std::uint64_t>(ms_per_unit::den);
+    if (delay.count() <= 0) return 1;
+    const auto count = static_cast<std::uint64_t>(delay.count());
+    std::uint64_t ms;
+    if constexpr (d == 1) {  // seconds, minutes, hours: whole ms per unit
+      if (count > max / n) return 1;
+      ms = count * n;
+    } else if constexpr (n == 1) {  // micro-, nanoseconds: units per ms
+      ms = count / d;
+    } else {  // any other ratio: q * n + r * n / d with r < d, each checked
+      const std::uint64_t q = count / d, r = count % d;
+      if (q > max / n) return 1;
+      if (r != 0 && r > std::numeric_limits<std::uint64_t>::max() / n) {
+        const long double exact = static_cast<long double>(count) * n / d;
+        if (!(exact >= 1.0L && exact < static_cast<long double>(max + 1))) return 1;
+        return static_cast<std::uint32_t>(exact);
+      }
+      ms = q * n + r * n / d;
+    }
+    if (ms < 1 || ms > max) return 1;
+    return static_cast<std::uint32_t>(ms);
+  }
+}
+}  // namespace detail
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 class basic_loop : public loop_core {
@@ -99,6 +160,14 @@ class basic_loop : public loop_core {
     detail::unique_function<void(std::error_code)> after;
   };
 
+  /// Shared with keep_alive tokens and posters, which may outlive the loop:
+  /// the loop clears `loop` first thing in its destructor.
+  struct control {
+    std::mutex mutex;
+    basic_loop* loop;
+    explicit control(basic_loop* l) noexcept : loop(l) {}
+  };
+
  public:
   friend timer_handle_type;
   friend immediate_handle_type;
@@ -129,35 +198,80 @@ class basic_loop : public loop_core {
   };
 
   /// Keeps the loop alive while it exists; may be created, moved and destroyed
-  /// on any thread (for work the loop will hear about through post()). Like a
-  /// thread that calls post(), it must be gone before the loop is destroyed.
+  /// on any thread (for work the loop will hear about through post()). It
+  /// may outlive the loop: destroying it then touches nothing of the loop.
   class keep_alive {
    public:
     keep_alive() = default;
-    keep_alive(keep_alive&& other) noexcept : loop_(std::exchange(other.loop_, nullptr)) {}
+    keep_alive(keep_alive&& other) noexcept = default;
     keep_alive& operator=(keep_alive&& other) noexcept {
       if (this != &other) {
         reset();
-        loop_ = std::exchange(other.loop_, nullptr);
+        control_ = std::move(other.control_);
       }
       return *this;
     }
     keep_alive(const keep_alive&) = delete;
     keep_alive& operator=(const keep_alive&) = delete;
     ~keep_alive() { reset(); }
+    /// Stop keeping the loop alive (does nothing once the loop is gone).
     void reset() {
-      if (basic_loop* loop = std::exchange(loop_, nullptr)) {
-        loop->external_refs_.fetch_sub(1, std::memory_order_acq_rel);
-        loop->inbox_.signal();
+      if (std::shared_ptr<control> c = std::move(control_)) {
+        std::lock_guard<std::mutex> lock(c->mutex);
+        if (basic_loop* loop = c->loop) {
+          loop->external_refs_.fetch_sub(1, std::memory_order_acq_rel);
+          loop->inbox_.signal();
+        }
       }
     }
 
    private:
     friend class basic_loop;
-    explicit keep_alive(basic_loop* loop) : loop_(loop) {
-      loop_->external_refs_.fetch_add(1, std::memory_order_acq_rel);
+    explicit keep_alive(basic_loop* loop) : control_(loop->control_) {
+      loop->external_refs_.fetch_add(1, std::memory_order_acq_rel);
     }
-    basic_loop* loop_ = nullptr;
+    std::shared_ptr<control> control_;
+  };
+
+  /// What a thread that may outlive the loop posts through: a copyable,
+  /// thread-safe value whose calls report "loop gone" (false) instead of
+  /// touching freed memory once the loop is destroyed.
+  class poster {
+   public:
+    poster() = default;
+    /// Run `cb` on the loop thread in the poll phase, as basic_loop::post();
+    /// false (and `cb` destroyed here) when the loop is gone.
+    bool post(callback cb) const {
+      PHASELOOP_ASSERT(static_cast<bool>(cb), "poster::post() was given an empty callback");
+      if (!control_) return false;
+      {
+        std::lock_guard<std::mutex> lock(control_->mutex);
+        if (basic_loop* loop = control_->loop) {
+          loop->post(std::move(cb));
+          return true;
+        }
+      }
+      return false;  // cb is destroyed outside the lock
+    }
+    /// As basic_loop::stop(); false when the loop is gone.
+    bool stop() const {
+      if (!control_) return false;
+      std::lock_guard<std::mutex> lock(control_->mutex);
+      if (control_->loop == nullptr) return false;
+      control_->loop->stop();
+      return true;
+    }
+    /// Whether the loop still exists (it may be destroyed right after).
+    [[nodiscard]] bool alive() const {
+      if (!control_) return false;
+      std::lock_guard<std::mutex> lock(control_->mutex);
+      return control_->loop != nullptr;
+    }
+
+   private:
+    friend class basic_loop;
+    explicit poster(std::shared_ptr<control> c) noexcept : control_(std::move(c)) {}
+    std::shared_ptr<control> control_;
   };
 
   // ------------------------------------------------------------- the loop
@@ -172,6 +286,11 @@ class basic_loop : public loop_core {
   basic_loop& operator=(const basic_loop&) = delete;
 
   ~basic_loop() {
+    PHASELOOP_ASSERT(!running_, "a loop was destroyed from inside its own run()");
+    {  // posters and keep_alive tokens on other threads: the loop is gone
+      std::lock_guard<std::mutex> lock(control_->mutex);
+      control_->loop = nullptr;
+    }
     // Queued callbacks, promises and coroutine frames go first, while the
     // loop they may refer to (keep_alive tokens, handles) is still whole.
     release_tasks();
@@ -189,46 +308,74 @@ class basic_loop : public loop_core {
       more = destroy_handles();
       more = drop_scheduled() || more;
     }
+    // Timer and immediate handles still held are stale from here on.
+    detail::loop_lives::instance().release(life_);
   }
 
   /// Run the loop (Node's event loop). Returns whether it is still alive.
   /// An exception escaping a callback with no on_uncaught_exception handler
   /// leaves run() and the loop stays usable: run() may be called again.
+  ///
+  /// As Node 20 (libuv >= 1.45): default mode runs due timers once before
+  /// the first iteration; every iteration runs pending, idle, prepare, poll,
+  /// check and close, then the timers that are due, then checks liveness.
+  /// A loop with nothing alive still refreshes its time. On a mock backend
+  /// with auto-advance off, run() returns (true: still alive) after an
+  /// iteration whose poll would have had to wait for virtual time, which only
+  /// the test can move. Precondition: not called from one of the loop's own
+  /// callbacks (PHASELOOP_ASSERT).
   bool run(run_mode mode = run_mode::default_) {
-    if (running_) return alive();  // run() from inside a callback does nothing
+    PHASELOOP_ASSERT(!running_, "run() was re-entered from one of the loop's own callbacks");
+    if (running_) return alive();  // with assertions off: does nothing
     running_ = true;
+    run_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     struct finish {
       basic_loop& loop;
       ~finish() {
         loop.running_ = false;
-        loop.stop_flag_ = false;
+        loop.run_thread_.store(std::thread::id{}, std::memory_order_relaxed);
+        loop.waiting_for_test_ = false;
+        loop.stop_flag_.store(false, std::memory_order_relaxed);
       }
     } guard{*this};
 
     run_microtasks();  // what the caller queued before run()
-    while (!stop_flag_ && alive()) {
-      ++metrics_.iterations;
-      time_stale_ = true;  // read lazily: a turn without timers needs no clock read
+    const bool live = alive();
+    if (!live) update_time();
+    if (mode == run_mode::default_ && live && !stopped()) {
+      time_stale_ = true;  // read lazily: no timers, no clock read
       run_timers();
+    }
+    while (!stopped() && alive()) {
+      ++metrics_.iterations;
+      // Whether poll may block is decided before the pending and idle
+      // phases run (libuv's can_sleep): an idle handle that stops itself
+      // still makes this iteration's poll non-blocking in once mode.
+      const bool may_block = mode == run_mode::default_ ||
+                             (mode == run_mode::once && pending_.empty() && completed_.empty() &&
+                              phase_list(phase::idle).empty());
       run_pending();
       run_phase(phase_list(phase::idle), &detail::run_phase_record);
       run_phase(phase_list(phase::prepare), &detail::run_phase_record);
-      poll_phase(mode);
+      poll_phase(may_block);
       run_check();
       run_phase(phase_list(phase::check), &detail::run_phase_record);
       run_closing();
-      if (mode == run_mode::once) {
-        // Forward progress: timers that came due while poll waited run now.
-        time_stale_ = true;
-        run_timers();
-      }
-      if (mode != run_mode::default_) break;
+      time_stale_ = true;  // timers end the iteration (libuv >= 1.45)
+      run_timers();
+      if (mode != run_mode::default_ || waiting_for_test_) break;
     }
     return alive();
   }
 
   /// Make run() return after the current iteration; poll does not block.
-  void stop() noexcept { stop_flag_ = true; }
+  /// Thread-safe: from another thread it wakes a blocked poll. (A thread
+  /// that may outlive the loop stops it through a poster.)
+  void stop() noexcept {
+    stop_flag_.store(true, std::memory_order_relaxed);
+    // From a callback the loop is not blocked; from another thread, wake it.
+    if (run_thread_.load(std::memory_order_relaxed) != std::this_thread::get_id() && backend_) backend_->wakeup();
+  }
 
   /// Whether anything keeps the loop running: ref'd active handles, timers
   /// and immediates, queued work, closing handles, keep_alive tokens, or
@@ -250,6 +397,10 @@ class basic_loop : public loop_core {
 
   /// Refresh the cached time from the backend's clock.
   void update_time() const noexcept {
+    if (!backend_) [[unlikely]] {  // the loop's teardown: time stands still
+      time_stale_ = false;
+      return;
+    }
     const auto t = static_cast<std::uint64_t>(backend_->now().count());
     if (t > now_) now_ = t;
     time_stale_ = false;
@@ -296,8 +447,13 @@ class basic_loop : public loop_core {
     return start_timer(with_own_handle(std::forward<F>(cb)), delay, true);
   }
 
-  /// Cancel a timer; safe on fired, cleared and default-constructed handles.
+  /// Cancel a timer; safe on fired, cleared and default-constructed handles,
+  /// and on handles whose loop is gone. Precondition: `t` was made by this
+  /// loop (PHASELOOP_ASSERT).
   void clear_timeout(const timer_handle& t) {
+    PHASELOOP_ASSERT(t.loop_ == nullptr || t.loop_ == this || !t.loop_alive(),
+                     "a timer handle of another loop was given to clear_timeout()");
+    if (t.loop_ != this) return;
     if (timer_record* r = t.record()) clear_timer(*r);
   }
   void clear_interval(const timer_handle& t) { clear_timeout(t); }
@@ -306,6 +462,7 @@ class basic_loop : public loop_core {
 
   /// Run `cb` in the check phase (Node's setImmediate).
   immediate_handle set_immediate(callback cb) {
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "set_immediate() was given an empty callback");
     const std::uint32_t index = immediates_.acquire();
     immediate_record& r = immediates_[index];
     r.fn = std::move(cb);
@@ -318,6 +475,9 @@ class basic_loop : public loop_core {
 
   /// Cancel an immediate that has not run; it never runs.
   void clear_immediate(const immediate_handle& i) {
+    PHASELOOP_ASSERT(i.loop_ == nullptr || i.loop_ == this || !i.loop_alive(),
+                     "an immediate handle of another loop was given to clear_immediate()");
+    if (i.loop_ != this) return;
     immediate_record* r = i.record();
     if (r == nullptr) return;
     immediate_queue_.remove(*r);
@@ -338,16 +498,26 @@ class basic_loop : public loop_core {
   /// A token that keeps the loop alive until destroyed (thread-safe).
   keep_alive make_keep_alive() { return keep_alive(this); }
 
+  /// A poster for threads that may outlive the loop (thread-safe).
+  poster make_poster() const { return poster(control_); }
+
   // ----------------------------------------------------- threads and work
 
   /// Thread-safe: run `cb` on the loop thread in the poll phase. Wakeups are
   /// coalesced; every callback is delivered exactly once.
-  void post(callback cb) { inbox_.post(std::move(cb)); }
+  /// Precondition: the loop exists (a thread that may outlive it posts
+  /// through make_poster()).
+  void post(callback cb) {
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "post() was given an empty callback");
+    inbox_.post(std::move(cb));
+  }
 
   /// Run `work` on the executor, then `after(error)` on the loop thread in the
   /// poll phase; error is operation_canceled when cancel() took it first.
   work_handle queue_work(callback work_fn, detail::unique_function<void(std::error_code)> after,
                   work_kind kind = work_kind::fast) {
+    PHASELOOP_ASSERT(static_cast<bool>(work_fn), "queue_work() was given an empty callback (work)");
+    PHASELOOP_ASSERT(static_cast<bool>(after), "queue_work() was given an empty callback (after)");
     const std::uint32_t index = work_.acquire();
     work_record& r = work_[index];
     r.work = std::move(work_fn);
@@ -357,7 +527,7 @@ class basic_loop : public loop_core {
     r.exception = nullptr;
     r.state.store(0, std::memory_order_relaxed);
     ++pending_work_;
-    executor_->submit(r);
+    if (executor_) executor_->submit(r);  // else the teardown drops it
     return work_handle(index, r.generation);
   }
 
@@ -394,11 +564,19 @@ class basic_loop : public loop_core {
   promise<void> delay(std::chrono::duration<Rep, Period> after);
   /// Fulfilled with `value` once `after` has elapsed.
   template <class Rep, class Period, class V>
+    requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
   promise<std::decay_t<V>> delay(std::chrono::duration<Rep, Period> after, V&& value);
+  /// Fulfilled once `after` has elapsed unless `signal` aborts first: then
+  /// rejected with its reason, the timer cleared (phaseloop/abort.hpp).
+  template <class Rep, class Period>
+  promise<void> delay(std::chrono::duration<Rep, Period> after, const abort_signal& signal);
   /// Fulfilled in the check phase (Node's timers/promises setImmediate).
   promise<void> immediate();
+  /// Fulfilled in the check phase unless `signal` aborts first (phaseloop/abort.hpp).
+  promise<void> immediate(const abort_signal& signal);
   /// Fulfilled with `value` in the check phase.
   template <class V>
+    requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
   promise<std::decay_t<V>> immediate(V&& value);
 
   // ---- end of promise forms
@@ -408,10 +586,11 @@ class basic_loop : public loop_core {
 
   template <class F, class Rep, class Period>
   timer_handle start_timer(F&& cb, std::chrono::duration<Rep, Period> delay, bool repeat) {
+    PHASELOOP_ASSERT(!detail::empty_callable(cb), "set_timeout() or set_interval() was given an empty callback");
     const std::uint32_t index = timers_.acquire();
     timer_record& r = timers_[index];
     r.fn = std::forward<F>(cb);
-    r.timing = clamp_delay(delay) | (repeat ? timer_record::repeat_bit : 0u);
+    r.timing = detail::clamp_delay(delay) | (repeat ? timer_record::repeat_bit : 0u);
     r.set_refed(true);
     ++timer_refs_;
     update_time();  // Node reads a fresh clock when a timer is set
@@ -423,25 +602,12 @@ class basic_loop : public loop_core {
   // the timer record's inline storage; the firing record says which timer it is.
   template <class F>
   auto with_own_handle(F&& cb) {
+    PHASELOOP_ASSERT(!detail::empty_callable(cb), "set_timeout() or set_interval() was given an empty callback");
     return [fn = std::decay_t<F>(std::forward<F>(cb)), self = this]() mutable {
       timer_record* r = self->running_timer_.record;
       timer_handle handle(self, r->slot_index(), r->generation);
       fn(handle);
     };
-  }
-
-  template <class Rep, class Period>
-  static std::uint32_t clamp_delay(std::chrono::duration<Rep, Period> delay) noexcept {
-    if constexpr (std::is_floating_point_v<Rep>) {
-      // NaN and out-of-range values become 1 ms, as in Node.
-      const double ms = std::chrono::duration<double, std::milli>(delay).count();
-      if (!(ms >= 1.0 && ms <= static_cast<double>(max_timer_delay.count()))) return 1;
-      return static_cast<std::uint32_t>(ms);
-    } else {
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay);
-      if (ms < std::chrono::milliseconds(1) || ms > max_timer_delay) return 1;
-      return static_cast<std::uint32_t>(ms.count());
-    }
   }
 
   // A live timer is in the store unless its callback is running; then the
@@ -670,10 +836,11 @@ class basic_loop : public loop_core {
 
   // -------------------------------------------------- poll, inbox
 
-  [[nodiscard]] std::chrono::milliseconds poll_timeout(run_mode mode) noexcept {
+  [[nodiscard]] bool stopped() const noexcept { return stop_flag_.load(std::memory_order_relaxed); }
+
+  [[nodiscard]] std::chrono::milliseconds poll_timeout(bool may_block) noexcept {
     using std::chrono::milliseconds;
-    if (mode == run_mode::nowait || stop_flag_ || immediate_refs_ > 0 || handles_need_turn() ||
-        inbox_.pending())
+    if (!may_block || stopped() || immediate_refs_ > 0 || handles_need_turn() || inbox_.pending())
       return milliseconds::zero();
     if (!alive()) return milliseconds::zero();
     const std::uint64_t due = timer_store_.next_due();
@@ -684,8 +851,13 @@ class basic_loop : public loop_core {
     return milliseconds(due > now_ ? static_cast<std::int64_t>(due - now_) : 0);
   }
 
-  void poll_phase(run_mode mode) {
-    const std::chrono::milliseconds timeout = poll_timeout(mode);
+  void poll_phase(bool may_block) {
+    const std::chrono::milliseconds timeout = poll_timeout(may_block);
+    if constexpr (requires(const Backend& b) { { b.auto_advance() } -> std::convertible_to<bool>; }) {
+      // The mock with auto-advance off returns from a timed wait at once:
+      // only the test can move time, so run() returns after this iteration.
+      if (timeout > std::chrono::milliseconds::zero() && !backend_->auto_advance()) waiting_for_test_ = true;
+    }
     if (timeout != std::chrono::milliseconds::zero()) {
       const auto before = backend_->hrtime();
       backend_->poll(timeout, completed_);
@@ -708,10 +880,8 @@ class basic_loop : public loop_core {
       std::size_t& next;
       int exceptions = std::uncaught_exceptions();
       ~give_back() {
-        if (std::uncaught_exceptions() > exceptions) {
-          while (done != nullptr) loop.inbox_.deliver(*std::exchange(done, done->next));
-          for (; next < loop.posted_.size(); ++next) loop.inbox_.post(std::move(loop.posted_[next]));
-        }
+        // Ahead of what arrived meanwhile (what the throwing callback posted).
+        if (std::uncaught_exceptions() > exceptions) loop.inbox_.put_back(done, loop.posted_, next);
         loop.posted_.clear();
       }
     } guard{*this, done, next};
@@ -770,8 +940,13 @@ class basic_loop : public loop_core {
   std::size_t pending_work_ = 0;
   std::atomic<std::size_t> external_refs_{0};
   loop_metrics metrics_{};
-  bool stop_flag_ = false;
+  std::atomic<bool> stop_flag_{false};  // stop() may come from any thread
+  std::atomic<std::thread::id> run_thread_{};  // the thread in run(), for stop()
   bool running_ = false;
+  bool waiting_for_test_ = false;  // the mock cannot move time by itself
+  std::shared_ptr<control> control_ = std::make_shared<control>(this);
+  detail::loop_life& life_ = detail::loop_lives::instance().acquire();
+  std::uint64_t life_id_ = life_.id.load(std::memory_order_relaxed);
 };
 
 }  // namespace phaseloop

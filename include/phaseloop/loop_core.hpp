@@ -151,12 +151,19 @@ class loop_core {
   loop_core& operator=(const loop_core&) = delete;
 
   /// Queue a callback to run before any promise reaction (Node's process.nextTick).
-  void next_tick(callback cb) { ticks_.push_back(std::move(cb)); }
+  void next_tick(callback cb) {
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "next_tick() was given an empty callback");
+    ticks_.push_back(std::move(cb));
+  }
 
   /// Queue a microtask (Node's queueMicrotask; promise reactions use this queue).
-  void queue_microtask(callback cb) { microtasks_.push_back(std::move(cb)); }
+  void queue_microtask(callback cb) {
+    PHASELOOP_ASSERT(static_cast<bool>(cb), "queue_microtask() was given an empty callback");
+    microtasks_.push_back(std::move(cb));
+  }
 
-  /// Route exceptions that escape user callbacks to `handler` instead of out of run().
+  /// Route exceptions that escape user callbacks to `handler` instead of out
+  /// of run(). A handler may replace itself while it runs.
   void on_uncaught_exception(detail::unique_function<void(std::exception_ptr)> handler) {
     uncaught_handler_ = std::move(handler);
   }
@@ -187,10 +194,18 @@ class loop_core {
   /// Hand an exception that escaped a user callback to the uncaught-exception
   /// handler; without one, rethrow it (it leaves run()).
   void report_exception(std::exception_ptr error) {
-    if (uncaught_handler_)
-      uncaught_handler_(std::move(error));
-    else
-      std::rethrow_exception(std::move(error));
+    if (!uncaught_handler_) std::rethrow_exception(std::move(error));
+    // Called from a local, so a handler that replaces itself does not destroy
+    // the running closure; it goes back unless a new one was set meanwhile.
+    detail::unique_function<void(std::exception_ptr)> handler = std::move(uncaught_handler_);
+    struct restore {
+      detail::unique_function<void(std::exception_ptr)>& slot;
+      detail::unique_function<void(std::exception_ptr)>& handler;
+      ~restore() {
+        if (!slot) slot = std::move(handler);
+      }
+    } guard{uncaught_handler_, handler};
+    handler(std::move(error));
   }
 
   /// Run a user callback, routing what it throws to report_exception.

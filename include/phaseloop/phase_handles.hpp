@@ -3,8 +3,10 @@
 // uv_check_t): a callback run once per loop iteration in one phase. Idle
 // runs before prepare, and an active idle handle makes poll non-blocking;
 // prepare runs right before poll; check right after it, after the
-// immediates. Several started handles of one kind run in the order they
-// were started (libuv runs the newest first; Node exposes neither).
+// immediates. Several started handles of one kind run newest first, as in
+// libuv (uv_idle_start puts a handle at the head of its list): the handle
+// started last runs first; restarting an active handle keeps its place, and
+// a handle started during its phase waits for the next iteration.
 
 #include <phaseloop/handle.hpp>
 #include <phaseloop/loop_core.hpp>
@@ -62,7 +64,7 @@ class phase_handle : public basic_handle<phase_handle<Phase>> {
     r->fn = std::move(cb);
     if (r->active) return;
     r->pass = r->loop->current_pass();
-    r->loop->phase_list(Phase).push_back(*r);
+    r->loop->phase_list(Phase).push_front(*r);  // newest first, as libuv
     r->loop->activate(*r);
   }
   void stop() {

@@ -13,11 +13,15 @@
 #include <phaseloop/loop.hpp>
 #include <phaseloop/promise.hpp>
 #include <phaseloop/any_loop.hpp>
+#include <phaseloop/abort.hpp>
+#include <phaseloop/use_promise.hpp>
 #include <phaseloop/timers/heap.hpp>
 #include <phaseloop/timers/wheel.hpp>
 #include <phaseloop/backend/mock.hpp>
 #include <phaseloop/backend/epoll.hpp>
 #include <phaseloop/backend/poll.hpp>
+#include <phaseloop/backend/io_uring.hpp>
+#include <phaseloop/backend/kqueue.hpp>
 #include <phaseloop/backend/default.hpp>
 #include <phaseloop/executor/inline.hpp>
 #include <phaseloop/executor/thread_pool.hpp>
@@ -25,6 +29,8 @@
 #include <phaseloop/dns.hpp>
 #include <phaseloop/net.hpp>
 #include <phaseloop/dgram.hpp>
+#include <phaseloop/signal.hpp>
+#include <phaseloop/child_process.hpp>
 
 namespace phaseloop {
 

@@ -2,8 +2,17 @@
 // The handles of timers and immediates: small copyable values (slot index +
 // generation) naming a loop's pooled record. Once a one-shot timer has fired
 // or any timer has been cleared (an immediate has run or been cleared), the
-// handle is stale and every call on it is a no-op.
+// handle is stale and every call on it is a no-op. A handle also goes stale
+// when its loop is destroyed (detail/loop_life.hpp): using it then does
+// nothing, never touches freed memory. Generations never repeat, so a stale
+// handle never names a later timer or immediate.
+//
+// Precondition: a handle is given only to the loop that made it
+// (PHASELOOP_ASSERT checks it), and is used on that loop's thread.
 
+#include <phaseloop/detail/loop_life.hpp>
+
+#include <atomic>
 #include <cstdint>
 
 namespace phaseloop {
@@ -42,9 +51,15 @@ class basic_timer_handle {
  private:
   friend Loop;
   basic_timer_handle(Loop* loop, std::uint32_t index, std::uint32_t generation)
-      : loop_(loop), index_(index), generation_(generation) {}
-  auto* record() const { return loop_ != nullptr ? loop_->timers_.find(index_, generation_) : nullptr; }
+      : loop_(loop), life_(&loop->life_), life_id_(loop->life_id_), index_(index), generation_(generation) {}
+  // Whether the loop that made this handle still exists (one relaxed load).
+  [[nodiscard]] bool loop_alive() const noexcept {
+    return loop_ != nullptr && life_->id.load(std::memory_order_relaxed) == life_id_;
+  }
+  auto* record() const { return loop_alive() ? loop_->timers_.find(index_, generation_) : nullptr; }
   Loop* loop_ = nullptr;
+  const detail::loop_life* life_ = nullptr;
+  std::uint64_t life_id_ = 0;
   std::uint32_t index_ = 0;
   std::uint32_t generation_ = 0;
 };
@@ -75,13 +90,19 @@ class basic_immediate_handle {
  private:
   friend Loop;
   basic_immediate_handle(Loop* loop, std::uint32_t index, std::uint32_t generation)
-      : loop_(loop), index_(index), generation_(generation) {}
+      : loop_(loop), life_(&loop->life_), life_id_(loop->life_id_), index_(index), generation_(generation) {}
+  // Whether the loop that made this handle still exists (one relaxed load).
+  [[nodiscard]] bool loop_alive() const noexcept {
+    return loop_ != nullptr && life_->id.load(std::memory_order_relaxed) == life_id_;
+  }
   auto* record() const {
-    if (loop_ == nullptr) return static_cast<decltype(loop_->immediates_.find(0, 0))>(nullptr);
+    if (!loop_alive()) return static_cast<decltype(loop_->immediates_.find(0, 0))>(nullptr);
     auto* r = loop_->immediates_.find(index_, generation_);
     return r != nullptr && r->linked ? r : nullptr;
   }
   Loop* loop_ = nullptr;
+  const detail::loop_life* life_ = nullptr;
+  std::uint64_t life_id_ = 0;
   std::uint32_t index_ = 0;
   std::uint32_t generation_ = 0;
 };

@@ -174,7 +174,23 @@ void through_any_loop(pl::any_loop loop) {
 }
 
 template <class Loop>
+void cancellation(Loop& loop) {
+  pl::abort_controller controller;
+  auto timeout = pl::abort_signal::timeout(loop, std::chrono::seconds(1));
+  auto either = pl::abort_signal::any({controller.signal(), timeout});
+  (void)pl::delay(loop, std::chrono::milliseconds(5), either);
+  (void)pl::delay(loop, std::chrono::milliseconds(5), 1, either);
+  (void)pl::immediate(loop, either);
+  (void)pl::work(loop, [] { return 2; }, either);
+  (void)pl::abortable(loop.delay(std::chrono::milliseconds(1)), either, [] {});
+  auto sub = either.on_abort([] {});
+  controller.abort();
+  sub.reset();
+}
+
+template <class Loop>
 void everything(Loop& loop) {
+  cancellation(loop);
   timers_and_ticks(loop);
   promises(loop);
   work_fs_dns(loop);

@@ -93,11 +93,34 @@ struct poll_case : real_case<poll_backend> {};
 #define PHASELOOP_POLL_CASE
 #endif
 
-#define PHASELOOP_BACKEND_CASES mock_sync_case, mock_async_case PHASELOOP_EPOLL_CASE PHASELOOP_POLL_CASE
-#if defined(__linux__)
-#define PHASELOOP_REAL_BACKEND_CASES epoll_case, poll_case
+#if defined(PHASELOOP_HAS_IO_URING)
+// In eager mode, which tries a write to an idle socket and a read after a
+// full one at submit as readiness backends do (the contract's "completes
+// during submit" cases); the default, batched mode runs every net and dgram
+// suite (tests/unit/io_uring_test.cpp checks its write path).
+struct io_uring_case : real_case<io_uring_backend> {
+  static void setup(io_uring_backend& b) { b.set_eager(true); }
+};
+#define PHASELOOP_IO_URING_CASE , io_uring_case
 #else
-#define PHASELOOP_REAL_BACKEND_CASES poll_case
+#define PHASELOOP_IO_URING_CASE
+#endif
+
+// kqueue: natively on Apple and the BSDs, over libkqueue on Linux.
+#if defined(PHASELOOP_TEST_WITH_KQUEUE) && defined(PHASELOOP_HAS_KQUEUE_BACKEND)
+struct kqueue_case : real_case<kqueue_backend> {};
+#define PHASELOOP_KQUEUE_CASE , kqueue_case
+#else
+#define PHASELOOP_KQUEUE_CASE
+#endif
+
+#define PHASELOOP_BACKEND_CASES                                                                      \
+  mock_sync_case, mock_async_case PHASELOOP_EPOLL_CASE PHASELOOP_POLL_CASE PHASELOOP_IO_URING_CASE \
+      PHASELOOP_KQUEUE_CASE
+#if defined(__linux__)
+#define PHASELOOP_REAL_BACKEND_CASES epoll_case, poll_case PHASELOOP_IO_URING_CASE PHASELOOP_KQUEUE_CASE
+#else
+#define PHASELOOP_REAL_BACKEND_CASES poll_case PHASELOOP_KQUEUE_CASE
 #endif
 
 // ---------------------------------------------------------------- harness

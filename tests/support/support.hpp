@@ -8,6 +8,9 @@
 #else
 #include <phaseloop/phaseloop.hpp>
 #endif
+#if defined(__linux__) && !defined(PHASELOOP_TEST_SINGLE_HEADER)
+#include <phaseloop/backend/io_uring.hpp>  // not in the umbrella yet
+#endif
 
 #include <catch2/catch.hpp>
 
@@ -34,10 +37,11 @@ using mock_wheel_loop = basic_loop<mock_backend, wheel_timers, inline_executor>;
 using epoll_heap_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
 using epoll_wheel_loop = basic_loop<epoll_backend, wheel_timers, inline_executor>;
 using poll_heap_loop = basic_loop<poll_backend, heap_timers, inline_executor>;
-#define PHASELOOP_TEST_REAL_LOOPS \
-  , phaseloop::test::epoll_heap_loop, phaseloop::test::epoll_wheel_loop, phaseloop::test::poll_heap_loop
+#define PHASELOOP_TEST_REAL_LOOPS                                                                       \
+  , phaseloop::test::epoll_heap_loop, phaseloop::test::epoll_wheel_loop, phaseloop::test::poll_heap_loop \
+      PHASELOOP_TEST_KQUEUE_TAIL
 #else
-#define PHASELOOP_TEST_REAL_LOOPS
+#define PHASELOOP_TEST_REAL_LOOPS PHASELOOP_TEST_KQUEUE_TAIL
 #endif
 /// The two executors on this platform's real backend (the mock where there
 /// is none yet): suites parameterised by the Executor policy run on these.
@@ -48,7 +52,8 @@ using inline_io_loop = basic_loop<epoll_backend, heap_timers, inline_executor>;
 using pool_loop = basic_loop<mock_backend, heap_timers, thread_pool_executor>;
 using inline_io_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
 #endif
-#define PHASELOOP_TEST_EXECUTOR_LOOPS phaseloop::test::inline_io_loop, phaseloop::test::pool_loop
+#define PHASELOOP_TEST_EXECUTOR_LOOPS \
+  phaseloop::test::inline_io_loop, phaseloop::test::pool_loop PHASELOOP_TEST_KQUEUE_EXECUTOR_TAIL
 
 #define PHASELOOP_TEST_MOCK_LOOPS phaseloop::test::mock_heap_loop, phaseloop::test::mock_wheel_loop
 #define PHASELOOP_TEST_ALL_LOOPS PHASELOOP_TEST_MOCK_LOOPS PHASELOOP_TEST_REAL_LOOPS
@@ -56,11 +61,32 @@ using inline_io_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
 /// real backend, for the I/O suites. Each further backend adds its loops
 /// through its own tail, a list that starts with a comma (empty when that
 /// backend is not built).
+// io_uring: its header is included at the top (the single header has it
+// when it defines PHASELOOP_HAS_IO_URING).
+#if defined(__linux__) && defined(PHASELOOP_HAS_IO_URING)
+using uring_heap_loop = basic_loop<io_uring_backend, heap_timers, inline_executor>;
+#define PHASELOOP_TEST_IO_URING_TAIL , phaseloop::test::uring_heap_loop
+#endif
 #if !defined(PHASELOOP_TEST_IO_URING_TAIL)
 #define PHASELOOP_TEST_IO_URING_TAIL
 #endif
+// kqueue: natively on Apple and the BSDs, over libkqueue on Linux
+// (tests/CMakeLists.txt defines PHASELOOP_TEST_WITH_KQUEUE for both). It
+// joins the real loops (conformance), the I/O loops (net, dgram) and the
+// executor loops (fs, dns) with its thread-pool loop.
+#if defined(PHASELOOP_TEST_WITH_KQUEUE) && defined(PHASELOOP_HAS_KQUEUE_BACKEND)
+using kqueue_heap_loop = basic_loop<kqueue_backend, heap_timers, inline_executor>;
+using kqueue_pool_loop = basic_loop<kqueue_backend, heap_timers, thread_pool_executor>;
+#define PHASELOOP_TEST_KQUEUE_TAIL , phaseloop::test::kqueue_heap_loop
+#define PHASELOOP_TEST_KQUEUE_EXECUTOR_TAIL , phaseloop::test::kqueue_pool_loop
+#elif defined(PHASELOOP_TEST_WITH_KQUEUE)
+#error "PHASELOOP_TEST_WITH_KQUEUE: kqueue_backend is not built (PHASELOOP_WITH_KQUEUE and <sys/event.h> needed)"
+#endif
 #if !defined(PHASELOOP_TEST_KQUEUE_TAIL)
 #define PHASELOOP_TEST_KQUEUE_TAIL
+#endif
+#if !defined(PHASELOOP_TEST_KQUEUE_EXECUTOR_TAIL)
+#define PHASELOOP_TEST_KQUEUE_EXECUTOR_TAIL
 #endif
 #if defined(__linux__)
 #define PHASELOOP_TEST_REAL_IO_LOOPS                                                                        \
@@ -68,8 +94,21 @@ using inline_io_loop = basic_loop<mock_backend, heap_timers, inline_executor>;
       PHASELOOP_TEST_KQUEUE_TAIL
 #define PHASELOOP_TEST_IO_LOOPS phaseloop::test::mock_heap_loop, PHASELOOP_TEST_REAL_IO_LOOPS
 #else
-#define PHASELOOP_TEST_IO_LOOPS phaseloop::test::mock_heap_loop
+#define PHASELOOP_TEST_IO_LOOPS phaseloop::test::mock_heap_loop PHASELOOP_TEST_KQUEUE_TAIL
 #define PHASELOOP_TEST_REAL_IO_LOOPS
+#endif
+/// PHASELOOP_TEST_KQUEUE_ONLY (the kqueue stage, which runs only what runs
+/// on kqueue): the real-backend lists hold kqueue's loops alone, so the
+/// build does not instantiate every suite for epoll and poll as well.
+#if defined(PHASELOOP_TEST_KQUEUE_ONLY) && defined(PHASELOOP_TEST_WITH_KQUEUE)
+#undef PHASELOOP_TEST_REAL_LOOPS
+#undef PHASELOOP_TEST_EXECUTOR_LOOPS
+#undef PHASELOOP_TEST_REAL_IO_LOOPS
+#undef PHASELOOP_TEST_IO_LOOPS
+#define PHASELOOP_TEST_REAL_LOOPS PHASELOOP_TEST_KQUEUE_TAIL
+#define PHASELOOP_TEST_EXECUTOR_LOOPS phaseloop::test::kqueue_pool_loop
+#define PHASELOOP_TEST_REAL_IO_LOOPS phaseloop::test::kqueue_heap_loop
+#define PHASELOOP_TEST_IO_LOOPS phaseloop::test::kqueue_heap_loop
 #endif
 
 /// Reads tests/conformance/expected/NAME.expected: what Node v20 printed.

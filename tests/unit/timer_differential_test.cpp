@@ -154,10 +154,16 @@ class model_driver {
   std::uint64_t now() const { return now_; }
   std::uint64_t clock() const { return clock_; }
 
+  // Node 20 (libuv >= 1.45): a loop with nothing alive refreshes its time;
+  // default mode runs due timers once first; each iteration polls, then
+  // runs the due timers at its end, before the liveness check.
   bool run(run_mode m) {
-    while (!stop_ && alive()) {
+    if (!alive()) update_time();
+    if (m == run_mode::default_ && !stop_ && alive()) {
       update_time();
       run_timers();
+    }
+    while (!stop_ && alive()) {
       // poll: block until the earliest timer (the mock jumps its clock there)
       if (m != run_mode::nowait && !stop_ && alive()) {
         REQUIRE(!queue_.empty());  // something alive and nothing to wait for: a hang
@@ -166,10 +172,7 @@ class model_driver {
         if (due > now_) clock_ += due - now_;
       }
       update_time();
-      if (m == run_mode::once) {
-        update_time();
-        run_timers();
-      }
+      run_timers();
       if (m != run_mode::default_) break;
     }
     stop_ = false;
@@ -475,8 +478,9 @@ TEMPLATE_TEST_CASE("a far timer costs no wake-ups: the poll waits exactly until 
     const std::uint64_t polls_before = loop.backend().polls();
     loop.run();
     CHECK(fired_at == start + static_cast<std::uint64_t>(max_delay));
-    // one poll to the unref'd timer, one to the far timer, one non-blocking at the end
-    CHECK(loop.backend().polls() - polls_before == 3);
+    // one poll to the unref'd timer, one to the far timer; the timers end
+    // each iteration (Node 20), so no non-blocking poll follows
+    CHECK(loop.backend().polls() - polls_before == 2);
   }
 }
 

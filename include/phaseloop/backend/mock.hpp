@@ -150,7 +150,7 @@ class mock_backend {
     collect(done);
     if (done.empty() && !woken_ && cancelled_.empty()) {
       if (timeout > std::chrono::milliseconds::zero()) {
-        if (auto_advance_) now_ += timeout;
+        if (auto_advance_) now_ = later(now_, timeout);
       } else if (timeout < std::chrono::milliseconds::zero()) {
         // Nothing can happen but a wakeup or injection from another thread.
         wakeup_cv_.wait(lock, [&] { return woken_ || !ready_.empty() || !cancelled_.empty(); });
@@ -203,13 +203,14 @@ class mock_backend {
 
   // --- what tests drive: time ---------------------------------------------
 
-  /// Move the virtual clock forward.
+  /// Move the virtual clock forward; it stops at milliseconds::max() (about
+  /// 2^63 ms), never wrapping to a negative time.
   void advance(std::chrono::milliseconds by) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (by > std::chrono::milliseconds::zero()) now_ += by;
+    now_ = later(now_, by);
   }
 
-  /// Set the virtual clock; it never moves backwards.
+  /// Set the virtual clock; it never moves backwards (nor below 0).
   void set_time(std::chrono::milliseconds to) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (to > now_) now_ = to;
@@ -220,6 +221,11 @@ class mock_backend {
   void set_auto_advance(bool on) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto_advance_ = on;
+  }
+  /// Whether a blocking poll jumps the clock (set_auto_advance).
+  [[nodiscard]] bool auto_advance() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return auto_advance_;
   }
 
   // --- what tests drive: the backend's style --------------------------------
@@ -773,6 +779,14 @@ class mock_backend {
 
   mutable std::mutex mutex_;
   std::condition_variable wakeup_cv_;
+  /// `t` moved forward by `by` (a negative `by` does nothing), saturated at
+  /// milliseconds::max().
+  static std::chrono::milliseconds later(std::chrono::milliseconds t, std::chrono::milliseconds by) noexcept {
+    if (by <= std::chrono::milliseconds::zero()) return t;
+    if (t > std::chrono::milliseconds::max() - by) return std::chrono::milliseconds::max();
+    return t + by;
+  }
+
   std::chrono::milliseconds now_{0};
   std::map<native_handle, descriptor> fds_;  // ordered: progress is deterministic
   std::unordered_map<native_handle, std::string> written_;

@@ -4,6 +4,7 @@
 // thread, in the poll phase.
 
 #include <phaseloop/inbox.hpp>
+#include <phaseloop/use_promise.hpp>
 
 #include <concepts>
 #include <memory>
@@ -31,8 +32,26 @@ concept err_first_callback =
 /// not_enough_memory; nothing the operation does escapes as an exception.
 /// One allocation per call: the state shared by the work and its completion,
 /// owned by the completion, so a loop destroyed with the call pending frees it.
+///
+/// With the use_promise token for `cb`, it returns a promise of T (void for
+/// no_value) instead of the loop's work handle.
+template <class T, class Loop, class Op, class Cb>
+auto queue_now(Loop& loop, work_kind kind, Op op, Cb cb);
+
 template <class T, class Loop, class Op, class Cb>
 auto queue_blocking(Loop& loop, work_kind kind, Op op, Cb cb) {
+  if constexpr (is_promise_token<Cb>) {
+    using R = std::conditional_t<std::is_same_v<T, no_value>, void, T>;
+    return promise_for<R>(
+        loop, cb, [&](resolver<R> r) { return queue_blocking<T>(loop, kind, std::move(op), std::move(r)); },
+        [](Loop& l, const auto& handle) { (void)l.cancel(handle); });
+  } else {
+    return queue_now<T>(loop, kind, std::move(op), std::move(cb));
+  }
+}
+
+template <class T, class Loop, class Op, class Cb>
+auto queue_now(Loop& loop, work_kind kind, Op op, Cb cb) {
   struct state {
     Op op;
     Cb cb;

@@ -71,6 +71,9 @@ class unique_function<R(Args...), Capacity> {
              std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
   unique_function(F&& f) {  // NOLINT(google-explicit-constructor): callables convert implicitly
     using D = std::decay_t<F>;
+    if constexpr (std::is_pointer_v<std::remove_cvref_t<F>> || std::is_member_pointer_v<std::remove_cvref_t<F>>) {
+      if (f == nullptr) return;  // a null function pointer makes an empty function, as std::function
+    }
     if constexpr (fits_inline<D>) {
       ::new (static_cast<void*>(buffer_)) D(std::forward<F>(f));
       vtable_ = &inline_vtable<D>;

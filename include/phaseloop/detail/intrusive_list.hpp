@@ -26,6 +26,15 @@ class intrusive_list {
     tail_ = &h;
   }
 
+  void push_front(T& node) noexcept {
+    list_hook& h = node;
+    h.prev = nullptr;
+    h.next = head_;
+    h.linked = true;
+    (head_ != nullptr ? head_->prev : tail_) = &h;
+    head_ = &h;
+  }
+
   void remove(T& node) noexcept {
     list_hook& h = node;
     if (!h.linked) return;

@@ -9,6 +9,10 @@
 // is dropped and the bump index restarts at slot 0: after a burst (a million
 // timers set and fired) the next burst writes its records sequentially again
 // instead of walking the free list in the scattered order they were freed.
+//
+// A generation never repeats within the process's life: a slot whose 32-bit
+// generation is used up (2^31 reuses) is retired, never handed out again, so
+// a stale handle cannot name a later record (one slot lost per 2^31 reuses).
 
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +45,9 @@ class slot_pool {
  public:
   /// No slot; indices stay below it (2^31 - 1 records at the most).
   static constexpr std::uint32_t npos = 0x7fffffffu;
+  /// A free slot at or past this generation is retired (its next in-use
+  /// generation would be the last odd one, or wrap).
+  static constexpr std::uint32_t retired = 0xfffffffeu;
 
   slot_pool() = default;
   slot_pool(const slot_pool&) = delete;
@@ -52,8 +59,10 @@ class slot_pool {
     if (index != npos) {
       free_head_ = (*this)[index].link;
     } else {
-      if (bump_ == capacity()) grow();
-      index = bump_++;
+      do {
+        if (bump_ == capacity()) grow();
+        index = bump_++;
+      } while ((*this)[index].generation >= retired);
     }
     T& record = (*this)[index];
     record.link = index;
@@ -66,6 +75,14 @@ class slot_pool {
   void release(std::uint32_t index) noexcept {
     T& record = (*this)[index];
     ++record.generation;
+    if (record.generation >= retired) [[unlikely]] {  // worn out: never handed out again
+      record.generation = retired;
+      if (--live_ == 0) {
+        free_head_ = npos;
+        bump_ = 0;
+      }
+      return;
+    }
     if (--live_ == 0) {  // everything is free: hand slots out in address order again
       free_head_ = npos;
       bump_ = 0;

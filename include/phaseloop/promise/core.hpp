@@ -866,20 +866,26 @@ class resolver {
   template <class U = T>
     requires(!std::is_void_v<T> && !detail::is_promise_v<U> && std::constructible_from<T, U &&>)
   void resolve(U&& value) const {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     node_->resolve_value(std::forward<U>(value));
   }
   /// Fulfil a promise<void>.
   void resolve() const
     requires std::is_void_v<T>
   {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     node_->resolve_value();
   }
   /// Follow `other`: settle as it settles (two extra jobs, as in JavaScript).
-  void resolve(const promise<T>& other) const { node_->follow(detail::promise_access::node(other)); }
+  void resolve(const promise<T>& other) const {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
+    node_->follow(detail::promise_access::node(other));
+  }
 
   /// Reject with an exception_ptr, a std::error_code (as std::system_error) or an exception object.
   template <class E>
   void reject(E&& error) const {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     if (!node_->resolved) node_->reject_now(detail::to_exception_ptr(std::forward<E>(error)));
   }
 
@@ -887,6 +893,7 @@ class resolver {
   template <class U = T>
     requires(!std::is_void_v<T> && std::constructible_from<T, U &&>)
   void settle(std::error_code ec, U&& value) const {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     if (ec)
       reject(ec);
     else
@@ -896,6 +903,7 @@ class resolver {
   void settle(std::error_code ec) const
     requires std::is_void_v<T>
   {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     if (ec)
       reject(ec);
     else
@@ -916,9 +924,13 @@ class resolver {
   }
 
   /// Settled, or locked in to follow another promise.
-  [[nodiscard]] bool is_resolved() const noexcept { return node_->resolved; }
+  [[nodiscard]] bool is_resolved() const noexcept {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
+    return node_->resolved;
+  }
   /// The promise this resolver settles.
   [[nodiscard]] promise<T> get_promise() const noexcept {
+    PHASELOOP_ASSERT(static_cast<bool>(node_), "an empty resolver (default-constructed or moved from) was used");
     return detail::promise_access::wrap<T>(detail::node_ptr<detail::state<T>>::share(node_.get()).detach());
   }
   explicit operator bool() const noexcept { return static_cast<bool>(node_); }
@@ -982,12 +994,19 @@ class promise {
 
   /// False for a default-constructed or moved-from handle.
   [[nodiscard]] bool valid() const noexcept { return node_ != nullptr; }
-  [[nodiscard]] promise_status status() const noexcept { return node_->status; }
+  /// Precondition for every call below: valid() (PHASELOOP_ASSERT).
+  [[nodiscard]] promise_status status() const noexcept {
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
+    return node_->status;
+  }
   [[nodiscard]] bool pending() const noexcept { return status() == promise_status::pending; }
   [[nodiscard]] bool fulfilled() const noexcept { return status() == promise_status::fulfilled; }
   [[nodiscard]] bool rejected() const noexcept { return status() == promise_status::rejected; }
   /// The loop this promise queues its reactions on.
-  [[nodiscard]] loop_core& loop() const noexcept { return *node_->loop; }
+  [[nodiscard]] loop_core& loop() const noexcept {
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
+    return *node_->loop;
+  }
 
   /// promise.then(on_fulfilled): a new promise resolved by the handler's
   /// result (a promise result is adopted); a rejection passes through.
@@ -999,6 +1018,7 @@ class promise {
   /// promise.then(on_fulfilled, on_rejected).
   template <class F, class R>
   auto then(F&& on_fulfilled, R&& on_rejected) const {
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
     using Fd = std::decay_t<F>;
     using Rd = std::decay_t<R>;
     using U = typename detail::then_value<T, Fd>::type;
@@ -1033,6 +1053,7 @@ class promise {
   template <class F>
   promise<T> finally(F&& on_finally) const {
     static_assert(std::is_void_v<T> || std::is_copy_constructible_v<T>, "phaseloop: finally() copies the value");
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
     auto g = [f = std::decay_t<F>(std::forward<F>(on_finally))](detail::promise_node& src,
                                                               detail::state<T>& dst) mutable {
       detail::settle_with(dst, [&]() -> promise<T> {
@@ -1060,7 +1081,10 @@ class promise {
 
   /// co_await: resumes one microtask after this promise settles; gives the
   /// value or throws the rejection.
-  detail::awaiter<T> operator co_await() const noexcept { return detail::awaiter<T>(node_); }
+  detail::awaiter<T> operator co_await() const noexcept {
+    PHASELOOP_ASSERT(node_ != nullptr, "an empty promise (default-constructed or moved from) was used");
+    return detail::awaiter<T>(node_);
+  }
 
   friend bool operator==(const promise& a, const promise& b) noexcept { return a.node_ == b.node_; }
 
@@ -1118,6 +1142,7 @@ promise<void> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::dura
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 template <class Rep, class Period, class V>
+  requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
 promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::delay(std::chrono::duration<Rep, Period> after,
                                                                           V&& value) {
   using T = std::decay_t<V>;
@@ -1136,6 +1161,7 @@ promise<void> basic_loop<Backend, TimerStore, Executor>::immediate() {
 
 template <backend Backend, timer_store TimerStore, executor Executor>
 template <class V>
+  requires(!std::is_same_v<std::decay_t<V>, abort_signal>)
 promise<std::decay_t<V>> basic_loop<Backend, TimerStore, Executor>::immediate(V&& value) {
   using T = std::decay_t<V>;
   auto made = phaseloop::make_promise<T>(*this);
