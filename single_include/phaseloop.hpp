@@ -15265,7 +15265,15 @@ class signal_registry {
     std::lock_guard<std::mutex> guard(lock_);
     if (watchers_[signo] == 0) {
       struct sigaction sa {};
+#if defined(__clang__)
+#pragma clang diagnostic push
+// glibc's sa_handler is a macro naming a union member of the same name.
+#pragma clang diagnostic ignored "-Wdisabled-macro-expansion"
+#endif
       sa.sa_handler = &handler;
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
       sigfillset(&sa.sa_mask);  // no other signal interrupts the handler
       sa.sa_flags = SA_RESTART;
       if (::sigaction(signo, &sa, &previous_[signo]) != 0) return errno_code();
@@ -15700,7 +15708,15 @@ inline void close_span(unsigned first, unsigned last, int limit) noexcept {
 [[noreturn]] inline void spawn_child(const spawn_plan& p) noexcept {
   // Default dispositions (the parent blocked every signal around the fork).
   struct sigaction dfl {};
+#if defined(__clang__)
+#pragma clang diagnostic push
+// glibc's sa_handler is a macro naming a union member of the same name.
+#pragma clang diagnostic ignored "-Wdisabled-macro-expansion"
+#endif
   dfl.sa_handler = SIG_DFL;
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
   for (int s = 1; s < NSIG; ++s)
     if (s != SIGKILL && s != SIGSTOP) (void)::sigaction(s, &dfl, nullptr);
   int err = p.error_fd;
@@ -16462,7 +16478,16 @@ struct exec_options {
 };
 
 /// The error a promise form rejects with: the error code and what was collected.
+// clang's -Wweak-vtables cannot be met by a header-only library (no source
+// file can hold an out-of-line virtual function): silenced for this class.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wweak-vtables"
+#endif
 class exec_error : public std::system_error {
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
  public:
   exec_error(std::error_code ec, exec_result r) : std::system_error(ec, "phaseloop::child_process::exec"), result(std::move(r)) {}
   exec_result result;

@@ -653,7 +653,16 @@ struct exec_options {
 };
 
 /// The error a promise form rejects with: the error code and what was collected.
+// clang's -Wweak-vtables cannot be met by a header-only library (no source
+// file can hold an out-of-line virtual function): silenced for this class.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wweak-vtables"
+#endif
 class exec_error : public std::system_error {
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
  public:
   exec_error(std::error_code ec, exec_result r) : std::system_error(ec, "phaseloop::child_process::exec"), result(std::move(r)) {}
   exec_result result;

@@ -96,7 +96,15 @@ class signal_registry {
     std::lock_guard<std::mutex> guard(lock_);
     if (watchers_[signo] == 0) {
       struct sigaction sa {};
+#if defined(__clang__)
+#pragma clang diagnostic push
+// glibc's sa_handler is a macro naming a union member of the same name.
+#pragma clang diagnostic ignored "-Wdisabled-macro-expansion"
+#endif
       sa.sa_handler = &handler;
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
       sigfillset(&sa.sa_mask);  // no other signal interrupts the handler
       sa.sa_flags = SA_RESTART;
       if (::sigaction(signo, &sa, &previous_[signo]) != 0) return errno_code();

@@ -62,7 +62,15 @@ inline void close_span(unsigned first, unsigned last, int limit) noexcept {
 [[noreturn]] inline void spawn_child(const spawn_plan& p) noexcept {
   // Default dispositions (the parent blocked every signal around the fork).
   struct sigaction dfl {};
+#if defined(__clang__)
+#pragma clang diagnostic push
+// glibc's sa_handler is a macro naming a union member of the same name.
+#pragma clang diagnostic ignored "-Wdisabled-macro-expansion"
+#endif
   dfl.sa_handler = SIG_DFL;
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
   for (int s = 1; s < NSIG; ++s)
     if (s != SIGKILL && s != SIGSTOP) (void)::sigaction(s, &dfl, nullptr);
   int err = p.error_fd;
