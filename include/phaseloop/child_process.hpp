@@ -358,7 +358,13 @@ class child {
   record_ref<detail::child_record> ref_;
 };
 
-namespace detail_spawn {
+}  // namespace child_process
+
+namespace detail::spawn_ops {
+
+using child_process::spawn_options;
+using child_process::stdio_kind;
+using child_process::stdio_spec;
 
 inline std::vector<std::string> path_candidates(const spawn_options& o) {
   std::vector<std::string> out;
@@ -555,7 +561,9 @@ inline std::error_code start(loop_core& loop, const spawn_options& o, phaseloop:
   return {};
 }
 
-}  // namespace detail_spawn
+}  // namespace detail::spawn_ops
+
+namespace child_process {
 
 /// Start a child (Node's child_process.spawn). A failure is reported through
 /// the child's on_error in a tick, then on_close(-errno, 0).
@@ -563,7 +571,7 @@ inline child spawn(loop_core& loop, const spawn_options& options) {
   auto& r = loop.make_record<phaseloop::detail::child_record>();
   r.stop = &phaseloop::detail::child_ops::stop;
   loop.activate(r);
-  if (std::error_code ec = detail_spawn::start(loop, options, r)) {
+  if (std::error_code ec = phaseloop::detail::spawn_ops::start(loop, options, r)) {
     r.spawn_error = ec;
     r.exit_code = -ec.value();
     loop.deactivate(r);
@@ -585,7 +593,7 @@ inline child spawn(loop_core& loop, const spawn_options& options, std::error_cod
   auto& r = loop.make_record<phaseloop::detail::child_record>();
   r.stop = &phaseloop::detail::child_ops::stop;
   loop.activate(r);
-  ec = detail_spawn::start(loop, options, r);
+  ec = phaseloop::detail::spawn_ops::start(loop, options, r);
   if (ec) {
     r.close_emitted = true;
     loop.close_handle(r, {});
@@ -604,7 +612,10 @@ enum class exec_errc {
   timed_out,            ///< the timeout ran out (the child was killed)
 };
 
-namespace detail_spawn {
+}  // namespace child_process
+
+namespace detail::spawn_ops {
+using child_process::exec_errc;
 // clang's -Wweak-vtables cannot be met by a header-only library (see error.hpp).
 #if defined(__clang__)
 #pragma clang diagnostic push
@@ -626,11 +637,13 @@ class exec_category final : public std::error_category {
     return "unknown child_process error";
   }
 };
-}  // namespace detail_spawn
+}  // namespace detail::spawn_ops
+
+namespace child_process {
 
 /// The error category of exec_errc.
 inline const std::error_category& exec_category() noexcept {
-  return phaseloop::detail::immortal<detail_spawn::exec_category>();
+  return phaseloop::detail::immortal<phaseloop::detail::spawn_ops::exec_category>();
 }
 inline std::error_code make_error_code(exec_errc e) noexcept { return {static_cast<int>(e), exec_category()}; }
 
@@ -668,7 +681,10 @@ class exec_error : public std::system_error {
   exec_result result;
 };
 
-namespace detail_spawn {
+}  // namespace child_process
+
+namespace detail::spawn_ops {
+using child_process::child;
 // As Node's execFile kill(): the output pipes go (a grandchild writing to
 // them gets EPIPE), then the signal.
 inline void stop_child(child& c, int signo) {
@@ -676,7 +692,9 @@ inline void stop_child(child& c, int signo) {
   c.stderr_pipe().destroy();
   (void)c.kill(signo);
 }
-}  // namespace detail_spawn
+}  // namespace detail::spawn_ops
+
+namespace child_process {
 
 /// Run `file` with `args`, collect its output, then cb(ec, result): ec is the
 /// spawn's error, exit_status or killed for a child that failed, or
@@ -709,7 +727,7 @@ child exec_file(loop_core& loop, std::string file, std::vector<std::string> args
       if (s.size() + d.size() > st->max_buffer) {
         s.append(reinterpret_cast<const char*>(d.data()), st->max_buffer - s.size());
         st->error = make_error_code(exec_errc::max_buffer_exceeded);
-        detail_spawn::stop_child(c, kill_signal);
+        phaseloop::detail::spawn_ops::stop_child(c, kill_signal);
         return;
       }
       s.append(reinterpret_cast<const char*>(d.data()), d.size());
@@ -737,7 +755,7 @@ child exec_file(loop_core& loop, std::string file, std::vector<std::string> args
           st->timer = {};
           if (c.exited()) return;
           if (!st->error) st->error = make_error_code(exec_errc::timed_out);
-          detail_spawn::stop_child(c, kill_signal);
+          phaseloop::detail::spawn_ops::stop_child(c, kill_signal);
         },
         options.timeout);
   }

@@ -127,7 +127,14 @@ struct service_info {
   std::string service;
 };
 
-namespace detail {
+}  // namespace phaseloop::dns
+
+namespace phaseloop::detail::dns_ops {
+
+using dns::errc;
+using dns::lookup_address;
+using dns::lookup_options;
+using dns::service_info;
 
 inline std::error_code from_gai(int code, int saved_errno) noexcept {
   switch (code) {
@@ -234,7 +241,9 @@ inline std::error_code do_lookup_service(const std::string& ip, std::uint16_t po
   return {};
 }
 
-}  // namespace detail
+}  // namespace phaseloop::detail::dns_ops
+
+namespace phaseloop::dns {
 
 /// Resolve `host` with the system resolver. cb(std::error_code,
 /// std::vector<dns::lookup_address>): the first address, or every distinct address
@@ -250,7 +259,7 @@ auto lookup(Loop& loop, std::string host, lookup_options options, Cb cb) {
       [host = std::move(host), options](std::vector<lookup_address>& out) -> std::error_code {
         if (options.family != 0 && options.family != 4 && options.family != 6)
           return make_error_code(errc::bad_family);
-        return detail::do_lookup(host, options, out);
+        return phaseloop::detail::dns_ops::do_lookup(host, options, out);
       },
       std::move(cb));
 }
@@ -270,7 +279,7 @@ auto lookup_service(Loop& loop, std::string ip, std::uint16_t port, Cb cb) {
   return phaseloop::detail::queue_blocking<service_info>(
       loop, work_kind::slow,
       [ip = std::move(ip), port](service_info& out) {
-        return detail::do_lookup_service(ip, port, out);
+        return phaseloop::detail::dns_ops::do_lookup_service(ip, port, out);
       },
       std::move(cb));
 }

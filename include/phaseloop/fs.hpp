@@ -154,9 +154,15 @@ struct rm_options {
   bool force = false;
 };
 
-namespace detail {
+}  // namespace phaseloop::fs
 
-using phaseloop::detail::no_value;
+namespace phaseloop::detail::fs_ops {
+using fs::dirent;
+using fs::file_descriptor;
+using fs::file_type;
+using fs::rm_options;
+using fs::stats;
+namespace constants = fs::constants;
 
 inline std::error_code errno_code(int e = errno) noexcept { return {e, std::system_category()}; }
 
@@ -575,7 +581,7 @@ inline std::error_code do_copyfile(const std::string& from, const std::string& t
 /// is left empty: never a value together with an error.
 template <class Result>
 std::error_code do_read_file(const std::string& path, Result& out,
-                             std::size_t limit = max_read_file_size) {
+                             std::size_t limit = fs::max_read_file_size) {
   out = Result{};
   const std::size_t cap = limit < out.max_size() - 1 ? limit : out.max_size() - 1;
   int fd = -1;
@@ -641,7 +647,9 @@ auto queue(Loop& loop, Op op, Cb cb) {
   return phaseloop::detail::queue_blocking<T>(loop, work_kind::fast, std::move(op), std::move(cb));
 }
 
-}  // namespace detail
+}  // namespace phaseloop::detail::fs_ops
+
+namespace phaseloop::fs {
 
 // The operations. Each one is `template <class Loop, class Cb>`; it returns
 // the loop's work_handle. Callback shapes are given per function.
@@ -650,10 +658,10 @@ auto queue(Loop& loop, Op op, Cb cb) {
 /// created file. cb(error_code, file_descriptor); the descriptor is -1 on error.
 template <class Loop, class Cb>
 auto open(Loop& loop, std::string path, int flags, unsigned mode, Cb cb) {
-  return detail::queue<file_descriptor>(
+  return detail::fs_ops::queue<file_descriptor>(
       loop,
       [path = std::move(path), flags, mode](file_descriptor& fd) {
-        return detail::do_open(path, flags, mode, fd);
+        return detail::fs_ops::do_open(path, flags, mode, fd);
       },
       std::move(cb));
 }
@@ -668,19 +676,19 @@ auto open(Loop& loop, std::string path, int flags, Cb cb) {
 /// "ax", "as", "a+", "ax+", "as+"; anything else gives invalid_argument.
 template <class Loop, class Cb>
 auto open(Loop& loop, std::string path, std::string_view flags, unsigned mode, Cb cb) {
-  return fs::open(loop, std::move(path), detail::parse_flags(flags), mode, std::move(cb));
+  return fs::open(loop, std::move(path), detail::fs_ops::parse_flags(flags), mode, std::move(cb));
 }
 
 template <class Loop, class Cb>
 auto open(Loop& loop, std::string path, std::string_view flags, Cb cb) {
-  return fs::open(loop, std::move(path), detail::parse_flags(flags), 0666u, std::move(cb));
+  return fs::open(loop, std::move(path), detail::fs_ops::parse_flags(flags), 0666u, std::move(cb));
 }
 
 /// cb(error_code). A descriptor that is not open gives bad_file_descriptor.
 template <class Loop, class Cb>
 auto close(Loop& loop, file_descriptor fd, Cb cb) {
-  return detail::queue<detail::no_value>(
-      loop, [fd](detail::no_value&) { return detail::do_close(fd); }, std::move(cb));
+  return detail::fs_ops::queue<detail::no_value>(
+      loop, [fd](detail::no_value&) { return detail::fs_ops::do_close(fd); }, std::move(cb));
 }
 
 /// Read up to buffer.size() bytes at the current position.
@@ -688,8 +696,8 @@ auto close(Loop& loop, file_descriptor fd, Cb cb) {
 /// `buffer` must stay valid until the callback runs.
 template <class Loop, class Cb>
 auto read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer, Cb cb) {
-  return detail::queue<std::size_t>(
-      loop, [fd, buffer](std::size_t& n) { return detail::do_read(fd, buffer, -1, n); },
+  return detail::fs_ops::queue<std::size_t>(
+      loop, [fd, buffer](std::size_t& n) { return detail::fs_ops::do_read(fd, buffer, -1, n); },
       std::move(cb));
 }
 
@@ -697,11 +705,11 @@ auto read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer, Cb cb) {
 template <class Loop, class Cb>
 auto read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer, std::uint64_t position,
           Cb cb) {
-  return detail::queue<std::size_t>(
+  return detail::fs_ops::queue<std::size_t>(
       loop,
       [fd, buffer, position](std::size_t& n) {
-        if (detail::bad_offset(position)) return detail::invalid_argument();
-        return detail::do_read(fd, buffer, static_cast<std::int64_t>(position), n);
+        if (detail::fs_ops::bad_offset(position)) return detail::fs_ops::invalid_argument();
+        return detail::fs_ops::do_read(fd, buffer, static_cast<std::int64_t>(position), n);
       },
       std::move(cb));
 }
@@ -711,8 +719,8 @@ auto read(Loop& loop, file_descriptor fd, std::span<std::byte> buffer, std::uint
 /// the callback runs.
 template <class Loop, class Cb>
 auto write(Loop& loop, file_descriptor fd, std::span<const std::byte> data, Cb cb) {
-  return detail::queue<std::size_t>(
-      loop, [fd, data](std::size_t& n) { return detail::do_write(fd, data, -1, n); },
+  return detail::fs_ops::queue<std::size_t>(
+      loop, [fd, data](std::size_t& n) { return detail::fs_ops::do_write(fd, data, -1, n); },
       std::move(cb));
 }
 
@@ -720,59 +728,63 @@ auto write(Loop& loop, file_descriptor fd, std::span<const std::byte> data, Cb c
 template <class Loop, class Cb>
 auto write(Loop& loop, file_descriptor fd, std::span<const std::byte> data, std::uint64_t position,
            Cb cb) {
-  return detail::queue<std::size_t>(
+  return detail::fs_ops::queue<std::size_t>(
       loop,
       [fd, data, position](std::size_t& n) {
-        if (detail::bad_offset(position)) return detail::invalid_argument();
-        return detail::do_write(fd, data, static_cast<std::int64_t>(position), n);
+        if (detail::fs_ops::bad_offset(position)) return detail::fs_ops::invalid_argument();
+        return detail::fs_ops::do_write(fd, data, static_cast<std::int64_t>(position), n);
       },
       std::move(cb));
 }
 
-namespace detail {
+}  // namespace phaseloop::fs
+
+namespace phaseloop::detail::fs_ops {
 template <class Loop, class Cb>
 auto stat_path(Loop& loop, std::string path, bool follow_links, Cb cb) {
-  return detail::queue<stats>(
+  return detail::fs_ops::queue<stats>(
       loop,
       [path = std::move(path), follow_links](stats& out) {
-        if (path.empty()) return detail::errno_code(ENOENT);
-        if (detail::bad_path(path)) return detail::invalid_argument();
-        return detail::do_stat(AT_FDCWD, path.c_str(), follow_links, out);
+        if (path.empty()) return detail::fs_ops::errno_code(ENOENT);
+        if (detail::fs_ops::bad_path(path)) return detail::fs_ops::invalid_argument();
+        return detail::fs_ops::do_stat(AT_FDCWD, path.c_str(), follow_links, out);
       },
       std::move(cb));
 }
-}  // namespace detail
+}  // namespace phaseloop::detail::fs_ops
+
+namespace phaseloop::fs {
 
 /// cb(error_code, stats), following symbolic links.
 template <class Loop, class Cb>
 auto stat(Loop& loop, std::string path, Cb cb) {
-  return detail::stat_path(loop, std::move(path), true, std::move(cb));
+  return detail::fs_ops::stat_path(loop, std::move(path), true, std::move(cb));
 }
 
 /// cb(error_code, stats) of the link itself.
 template <class Loop, class Cb>
 auto lstat(Loop& loop, std::string path, Cb cb) {
-  return detail::stat_path(loop, std::move(path), false, std::move(cb));
+  return detail::fs_ops::stat_path(loop, std::move(path), false, std::move(cb));
 }
 
 /// cb(error_code, stats) of an open descriptor.
 template <class Loop, class Cb>
 auto fstat(Loop& loop, file_descriptor fd, Cb cb) {
-  return detail::queue<stats>(
-      loop, [fd](stats& out) { return detail::do_stat(fd, "", true, out); }, std::move(cb));
+  return detail::fs_ops::queue<stats>(
+      loop, [fd](stats& out) { return detail::fs_ops::do_stat(fd, "", true, out); }, std::move(cb));
 }
 
 /// Truncate or extend to `length` bytes. cb(error_code).
 template <class Loop, class Cb>
 auto ftruncate(Loop& loop, file_descriptor fd, std::uint64_t length, Cb cb) {
-  return detail::queue<detail::no_value>(
+  return detail::fs_ops::queue<detail::no_value>(
       loop,
       [fd, length](detail::no_value&) {
-        if (detail::bad_offset(length)) return detail::invalid_argument();
+        if (detail::fs_ops::bad_offset(length)) return detail::fs_ops::invalid_argument();
         int r;
         do r = ::ftruncate(fd, static_cast<off_t>(length));
         while (r != 0 && errno == EINTR);
-        return r == 0 ? std::error_code{} : detail::errno_code();
+        return r == 0 ? std::error_code{} : detail::fs_ops::errno_code();
       },
       std::move(cb));
 }
@@ -786,10 +798,10 @@ auto ftruncate(Loop& loop, file_descriptor fd, Cb cb) {
 /// cb(error_code).
 template <class Loop, class Cb>
 auto fsync(Loop& loop, file_descriptor fd, Cb cb) {
-  return detail::queue<detail::no_value>(
+  return detail::fs_ops::queue<detail::no_value>(
       loop,
       [fd](detail::no_value&) {
-        return ::fsync(fd) == 0 ? std::error_code{} : detail::errno_code();
+        return ::fsync(fd) == 0 ? std::error_code{} : detail::fs_ops::errno_code();
       },
       std::move(cb));
 }
@@ -797,7 +809,7 @@ auto fsync(Loop& loop, file_descriptor fd, Cb cb) {
 /// cb(error_code). fsync where the system has no fdatasync.
 template <class Loop, class Cb>
 auto fdatasync(Loop& loop, file_descriptor fd, Cb cb) {
-  return detail::queue<detail::no_value>(
+  return detail::fs_ops::queue<detail::no_value>(
       loop,
       [fd](detail::no_value&) {
 #if defined(__APPLE__)
@@ -805,16 +817,18 @@ auto fdatasync(Loop& loop, file_descriptor fd, Cb cb) {
 #else
         const int r = ::fdatasync(fd);
 #endif
-        return r == 0 ? std::error_code{} : detail::errno_code();
+        return r == 0 ? std::error_code{} : detail::fs_ops::errno_code();
       },
       std::move(cb));
 }
 
-namespace detail {
+}  // namespace phaseloop::fs
+
+namespace phaseloop::detail::fs_ops {
 /// An operation on one path that reports only an error.
 template <class Loop, class Cb, class Call>
 auto path_call(Loop& loop, std::string path, Call call, Cb cb) {
-  return detail::queue<no_value>(
+  return detail::fs_ops::queue<no_value>(
       loop,
       [path = std::move(path), call](no_value&) {
         if (bad_path(path)) return invalid_argument();
@@ -826,7 +840,7 @@ auto path_call(Loop& loop, std::string path, Call call, Cb cb) {
 /// An operation on two paths that reports only an error.
 template <class Loop, class Cb, class Call>
 auto two_path_call(Loop& loop, std::string a, std::string b, Call call, Cb cb) {
-  return detail::queue<no_value>(
+  return detail::fs_ops::queue<no_value>(
       loop,
       [a = std::move(a), b = std::move(b), call](no_value&) {
         if (bad_path(a) || bad_path(b)) return invalid_argument();
@@ -834,19 +848,21 @@ auto two_path_call(Loop& loop, std::string a, std::string b, Call call, Cb cb) {
       },
       std::move(cb));
 }
-}  // namespace detail
+}  // namespace phaseloop::detail::fs_ops
+
+namespace phaseloop::fs {
 
 /// cb(error_code).
 template <class Loop, class Cb>
 auto unlink(Loop& loop, std::string path, Cb cb) {
-  return detail::path_call(loop, std::move(path), [](const char* p) { return ::unlink(p); },
+  return detail::fs_ops::path_call(loop, std::move(path), [](const char* p) { return ::unlink(p); },
                            std::move(cb));
 }
 
 /// cb(error_code).
 template <class Loop, class Cb>
 auto rename(Loop& loop, std::string from, std::string to, Cb cb) {
-  return detail::two_path_call(
+  return detail::fs_ops::two_path_call(
       loop, std::move(from), std::move(to),
       [](const char* a, const char* b) { return ::rename(a, b); }, std::move(cb));
 }
@@ -855,13 +871,13 @@ auto rename(Loop& loop, std::string from, std::string to, Cb cb) {
 /// existing directory is not an error (an existing file is: EEXIST).
 template <class Loop, class Cb>
 auto mkdir(Loop& loop, std::string path, mkdir_options options, Cb cb) {
-  return detail::queue<detail::no_value>(
+  return detail::fs_ops::queue<detail::no_value>(
       loop,
       [path = std::move(path), options](detail::no_value&) {
-        if (detail::bad_path(path)) return detail::invalid_argument();
+        if (detail::fs_ops::bad_path(path)) return detail::fs_ops::invalid_argument();
         const auto mode = static_cast<mode_t>(options.mode);
-        if (options.recursive) return detail::mkdir_recursive(path, mode);
-        return ::mkdir(path.c_str(), mode) == 0 ? std::error_code{} : detail::errno_code();
+        if (options.recursive) return detail::fs_ops::mkdir_recursive(path, mode);
+        return ::mkdir(path.c_str(), mode) == 0 ? std::error_code{} : detail::fs_ops::errno_code();
       },
       std::move(cb));
 }
@@ -874,7 +890,7 @@ auto mkdir(Loop& loop, std::string path, Cb cb) {
 /// Remove an empty directory. cb(error_code).
 template <class Loop, class Cb>
 auto rmdir(Loop& loop, std::string path, Cb cb) {
-  return detail::path_call(loop, std::move(path), [](const char* p) { return ::rmdir(p); },
+  return detail::fs_ops::path_call(loop, std::move(path), [](const char* p) { return ::rmdir(p); },
                            std::move(cb));
 }
 
@@ -884,9 +900,9 @@ auto rmdir(Loop& loop, std::string path, Cb cb) {
 /// and never followed. cb(error_code).
 template <class Loop, class Cb>
 auto rm(Loop& loop, std::string path, rm_options options, Cb cb) {
-  return detail::queue<detail::no_value>(
+  return detail::fs_ops::queue<detail::no_value>(
       loop,
-      [path = std::move(path), options](detail::no_value&) { return detail::do_rm(path, options); },
+      [path = std::move(path), options](detail::no_value&) { return detail::fs_ops::do_rm(path, options); },
       std::move(cb));
 }
 
@@ -899,8 +915,8 @@ auto rm(Loop& loop, std::string path, Cb cb) {
 /// cb(error_code, std::string path).
 template <class Loop, class Cb>
 auto mkdtemp(Loop& loop, std::string prefix, Cb cb) {
-  return detail::queue<std::string>(
-      loop, [prefix = std::move(prefix)](std::string& out) { return detail::do_mkdtemp(prefix, out); },
+  return detail::fs_ops::queue<std::string>(
+      loop, [prefix = std::move(prefix)](std::string& out) { return detail::fs_ops::do_mkdtemp(prefix, out); },
       std::move(cb));
 }
 
@@ -908,32 +924,32 @@ auto mkdtemp(Loop& loop, std::string prefix, Cb cb) {
 /// without "." and "..". cb(error_code, std::vector<fs::dirent>).
 template <class Loop, class Cb>
 auto readdir(Loop& loop, std::string path, Cb cb) {
-  return detail::queue<std::vector<dirent>>(
+  return detail::fs_ops::queue<std::vector<dirent>>(
       loop,
-      [path = std::move(path)](std::vector<dirent>& out) { return detail::do_readdir(path, out); },
+      [path = std::move(path)](std::vector<dirent>& out) { return detail::fs_ops::do_readdir(path, out); },
       std::move(cb));
 }
 
 /// The target of a symbolic link, however long. cb(error_code, std::string).
 template <class Loop, class Cb>
 auto readlink(Loop& loop, std::string path, Cb cb) {
-  return detail::queue<std::string>(
-      loop, [path = std::move(path)](std::string& out) { return detail::do_readlink(path, out); },
+  return detail::fs_ops::queue<std::string>(
+      loop, [path = std::move(path)](std::string& out) { return detail::fs_ops::do_readlink(path, out); },
       std::move(cb));
 }
 
 /// The canonical absolute path. cb(error_code, std::string).
 template <class Loop, class Cb>
 auto realpath(Loop& loop, std::string path, Cb cb) {
-  return detail::queue<std::string>(
-      loop, [path = std::move(path)](std::string& out) { return detail::do_realpath(path, out); },
+  return detail::fs_ops::queue<std::string>(
+      loop, [path = std::move(path)](std::string& out) { return detail::fs_ops::do_realpath(path, out); },
       std::move(cb));
 }
 
 /// Create `path` as a symbolic link to `target`. cb(error_code).
 template <class Loop, class Cb>
 auto symlink(Loop& loop, std::string target, std::string path, Cb cb) {
-  return detail::two_path_call(
+  return detail::fs_ops::two_path_call(
       loop, std::move(target), std::move(path),
       [](const char* a, const char* b) { return ::symlink(a, b); }, std::move(cb));
 }
@@ -941,7 +957,7 @@ auto symlink(Loop& loop, std::string target, std::string path, Cb cb) {
 /// Create `new_path` as a hard link to `existing`. cb(error_code).
 template <class Loop, class Cb>
 auto link(Loop& loop, std::string existing, std::string new_path, Cb cb) {
-  return detail::two_path_call(
+  return detail::fs_ops::two_path_call(
       loop, std::move(existing), std::move(new_path),
       [](const char* a, const char* b) { return ::link(a, b); }, std::move(cb));
 }
@@ -949,7 +965,7 @@ auto link(Loop& loop, std::string existing, std::string new_path, Cb cb) {
 /// cb(error_code).
 template <class Loop, class Cb>
 auto chmod(Loop& loop, std::string path, unsigned mode, Cb cb) {
-  return detail::path_call(
+  return detail::fs_ops::path_call(
       loop, std::move(path),
       [mode](const char* p) { return ::chmod(p, static_cast<mode_t>(mode)); }, std::move(cb));
 }
@@ -959,10 +975,10 @@ auto chmod(Loop& loop, std::string path, unsigned mode, Cb cb) {
 template <class Loop, class Cb>
 auto utimes(Loop& loop, std::string path, std::chrono::system_clock::time_point atime,
             std::chrono::system_clock::time_point mtime, Cb cb) {
-  return detail::path_call(
+  return detail::fs_ops::path_call(
       loop, std::move(path),
       [atime, mtime](const char* p) {
-        const struct timespec times[2] = {detail::to_timespec(atime), detail::to_timespec(mtime)};
+        const struct timespec times[2] = {detail::fs_ops::to_timespec(atime), detail::fs_ops::to_timespec(mtime)};
         return ::utimensat(AT_FDCWD, p, times, 0);
       },
       std::move(cb));
@@ -971,7 +987,7 @@ auto utimes(Loop& loop, std::string path, std::chrono::system_clock::time_point 
 /// Check the permissions `mode` (constants::f_ok, r_ok | w_ok, ...). cb(error_code).
 template <class Loop, class Cb>
 auto access(Loop& loop, std::string path, int mode, Cb cb) {
-  return detail::path_call(
+  return detail::fs_ops::path_call(
       loop, std::move(path), [mode](const char* p) { return ::access(p, mode); }, std::move(cb));
 }
 
@@ -985,10 +1001,10 @@ auto access(Loop& loop, std::string path, Cb cb) {
 /// cb(error_code).
 template <class Loop, class Cb>
 auto copyfile(Loop& loop, std::string from, std::string to, int flags, Cb cb) {
-  return detail::queue<detail::no_value>(
+  return detail::fs_ops::queue<detail::no_value>(
       loop,
       [from = std::move(from), to = std::move(to), flags](detail::no_value&) {
-        return detail::do_copyfile(from, to, flags);
+        return detail::fs_ops::do_copyfile(from, to, flags);
       },
       std::move(cb));
 }
@@ -1000,7 +1016,7 @@ auto copyfile(Loop& loop, std::string from, std::string to, Cb cb) {
 
 /// The whole file as Result: std::string (the default) or
 /// std::vector<std::byte>. cb(error_code, Result). A file larger than
-/// max_read_file_size (2 GiB - 1, Node's limit), or a source that goes on
+/// fs::max_read_file_size (2 GiB - 1, Node's limit), or a source that goes on
 /// past it (/dev/zero, a FIFO), gives phaseloop::errc::file_too_large (Node's
 /// ERR_FS_FILE_TOO_LARGE; it compares equal to std::errc::file_too_large
 /// too) and an empty Result: on every error the Result is empty.
@@ -1008,16 +1024,18 @@ template <class Result = std::string, class Loop, class Cb>
 auto read_file(Loop& loop, std::string path, Cb cb) {
   static_assert(std::is_same_v<Result, std::string> || std::is_same_v<Result, std::vector<std::byte>>,
                 "fs::read_file reads into std::string or std::vector<std::byte>");
-  return detail::queue<Result>(
+  return detail::fs_ops::queue<Result>(
       loop,
-      [path = std::move(path)](Result& out) { return detail::do_read_file(path, out); },
+      [path = std::move(path)](Result& out) { return detail::fs_ops::do_read_file(path, out); },
       std::move(cb));
 }
 
-namespace detail {
+}  // namespace phaseloop::fs
+
+namespace phaseloop::detail::fs_ops {
 template <class Loop, class Data, class Cb>
 auto write_file_impl(Loop& loop, std::string path, Data data, int flags, unsigned mode, Cb cb) {
-  return detail::queue<no_value>(
+  return detail::fs_ops::queue<no_value>(
       loop,
       [path = std::move(path), data = std::move(data), flags, mode](no_value&) {
         const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data.data()),
@@ -1026,31 +1044,33 @@ auto write_file_impl(Loop& loop, std::string path, Data data, int flags, unsigne
       },
       std::move(cb));
 }
-}  // namespace detail
+}  // namespace phaseloop::detail::fs_ops
+
+namespace phaseloop::fs {
 
 /// Replace the file's contents with `data`, creating it (mode 0666). cb(error_code).
 template <class Loop, class Cb>
 auto write_file(Loop& loop, std::string path, std::string data, Cb cb) {
-  return detail::write_file_impl(loop, std::move(path), std::move(data),
+  return detail::fs_ops::write_file_impl(loop, std::move(path), std::move(data),
                                  O_WRONLY | O_CREAT | O_TRUNC, 0666u, std::move(cb));
 }
 
 template <class Loop, class Cb>
 auto write_file(Loop& loop, std::string path, std::vector<std::byte> data, Cb cb) {
-  return detail::write_file_impl(loop, std::move(path), std::move(data),
+  return detail::fs_ops::write_file_impl(loop, std::move(path), std::move(data),
                                  O_WRONLY | O_CREAT | O_TRUNC, 0666u, std::move(cb));
 }
 
 /// Append `data`, creating the file (mode 0666). cb(error_code).
 template <class Loop, class Cb>
 auto append_file(Loop& loop, std::string path, std::string data, Cb cb) {
-  return detail::write_file_impl(loop, std::move(path), std::move(data),
+  return detail::fs_ops::write_file_impl(loop, std::move(path), std::move(data),
                                  O_WRONLY | O_CREAT | O_APPEND, 0666u, std::move(cb));
 }
 
 template <class Loop, class Cb>
 auto append_file(Loop& loop, std::string path, std::vector<std::byte> data, Cb cb) {
-  return detail::write_file_impl(loop, std::move(path), std::move(data),
+  return detail::fs_ops::write_file_impl(loop, std::move(path), std::move(data),
                                  O_WRONLY | O_CREAT | O_APPEND, 0666u, std::move(cb));
 }
 

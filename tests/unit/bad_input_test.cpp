@@ -109,7 +109,7 @@ std::vector<fs::stats> stat_three_ways(Loop& loop, const std::string& path) {
 #if !defined(_WIN32)
 
 TEST_CASE("fs: file times outside system_clock's range saturate, never wrap", "[bad-input][fs]") {
-  using fs::detail::to_time_point;
+  using phaseloop::detail::fs_ops::to_time_point;
   // In range: exact, including the fraction and dates before 1970.
   CHECK(to_time_point(1'700'000'000, 5) ==
         sys_time(std::chrono::duration_cast<sys_time::duration>(1'700'000'000s + 5ns)));
@@ -189,16 +189,16 @@ TEST_CASE("fs: read_file stops a source that goes on past its limit", "[bad-inpu
     std::fclose(f);
   }
   std::string out;
-  CHECK_FALSE(fs::detail::do_read_file(file, out, 1000));  // exactly the limit: read
+  CHECK_FALSE(phaseloop::detail::fs_ops::do_read_file(file, out, 1000));  // exactly the limit: read
   CHECK(out.size() == 1000);
   out = "stale";
-  CHECK(fs::detail::do_read_file(file, out, 999) == phaseloop::errc::file_too_large);
+  CHECK(phaseloop::detail::fs_ops::do_read_file(file, out, 999) == phaseloop::errc::file_too_large);
   CHECK(out.empty());  // never a value together with an error
 
 #if defined(__linux__)
   // /dev/zero says its size is 0 and never ends.
   std::vector<std::byte> bytes(7, std::byte{1});
-  CHECK(fs::detail::do_read_file("/dev/zero", bytes, 100'000) == phaseloop::errc::file_too_large);
+  CHECK(phaseloop::detail::fs_ops::do_read_file("/dev/zero", bytes, 100'000) == phaseloop::errc::file_too_large);
   CHECK(bytes.empty());
 #endif
 
@@ -219,7 +219,7 @@ TEST_CASE("fs: read_file stops a source that goes on past its limit", "[bad-inpu
     ::close(fd);
   });
   std::string piped = "stale";
-  const std::error_code ec = fs::detail::do_read_file(fifo, piped, limit);
+  const std::error_code ec = phaseloop::detail::fs_ops::do_read_file(fifo, piped, limit);
   writer.join();
   CHECK(ec == phaseloop::errc::file_too_large);
   CHECK(piped.empty());

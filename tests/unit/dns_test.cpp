@@ -87,10 +87,10 @@ TEMPLATE_TEST_CASE("dns::lookup rejects bad hostnames with a clear error, never 
   std::string name;
   while (name.size() < 253) name += std::string(62, 'a') + ".";
   name.resize(253, 'a');
-  CHECK_FALSE(dns::detail::bad_hostname(name));
-  CHECK_FALSE(dns::detail::bad_hostname(name + "."));
-  CHECK(dns::detail::bad_hostname(name + "a"));
-  CHECK(dns::detail::bad_hostname(name + ".."));
+  CHECK_FALSE(phaseloop::detail::dns_ops::bad_hostname(name));
+  CHECK_FALSE(phaseloop::detail::dns_ops::bad_hostname(name + "."));
+  CHECK(phaseloop::detail::dns_ops::bad_hostname(name + "a"));
+  CHECK(phaseloop::detail::dns_ops::bad_hostname(name + ".."));
   CHECK(lookup(loop, name + ".invalid").first == bad);
   CHECK(lookup(loop, "127.0.0.1", {.family = 5}).first == dns::errc::bad_family);
 }

@@ -128,9 +128,9 @@ TEST_CASE("error_name: dns errors get Node's dns.lookup codes", "[error][dns]") 
   CHECK(std::string(error_name(errc::bad_family)) == "EBADFAMILY");
   CHECK(std::string(error_name(errc::bad_address)) == "EINVAL");
   // What the resolver's own codes become, through dns.hpp's translation.
-  CHECK(std::string(error_name(phaseloop::dns::detail::from_gai(EAI_NONAME, 0))) == "ENOTFOUND");
-  CHECK(std::string(error_name(phaseloop::dns::detail::from_gai(EAI_AGAIN, 0))) == "EAI_AGAIN");
-  CHECK(std::string(error_name(phaseloop::dns::detail::from_gai(EAI_SYSTEM, EMFILE))) == "EMFILE");
+  CHECK(std::string(error_name(phaseloop::detail::dns_ops::from_gai(EAI_NONAME, 0))) == "ENOTFOUND");
+  CHECK(std::string(error_name(phaseloop::detail::dns_ops::from_gai(EAI_AGAIN, 0))) == "EAI_AGAIN");
+  CHECK(std::string(error_name(phaseloop::detail::dns_ops::from_gai(EAI_SYSTEM, EMFILE))) == "EMFILE");
 }
 
 TEST_CASE("error_name: a failed lookup's code, as Node's err.code", "[error][dns]") {

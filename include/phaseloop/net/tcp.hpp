@@ -32,12 +32,14 @@ struct connect_options {
   int family = 0;
 };
 
-namespace detail_connect {
-inline void arm(phaseloop::detail::stream_record& r, const connect_options& options) {
-  using phaseloop::detail::stream_ops;
+}  // namespace phaseloop::net
+
+namespace phaseloop::detail {
+/// Arm a connecting socket's timeout and remember its no-delay choice.
+inline void arm_connect(stream_record& r, const net::connect_options& options) {
   if (options.timeout > std::chrono::milliseconds::zero()) {
     r.connect_timer = r.loop->set_timer(
-        [ref = record_ref<phaseloop::detail::stream_record>(r)] {
+        [ref = record_ref<stream_record>(r)] {
           auto* s = ref.get();
           if (s == nullptr || !s->connecting || s->destroyed) return;
           s->connect_timer = {};
@@ -48,7 +50,9 @@ inline void arm(phaseloop::detail::stream_record& r, const connect_options& opti
   }
   r.no_delay_on_connect = options.no_delay;
 }
-}  // namespace detail_connect
+}  // namespace phaseloop::detail
+
+namespace phaseloop::net {
 
 /// Connect a TCP socket (or, for a local address, a Unix domain socket) to `to`.
 inline socket connect(loop_core& loop, const address& to, connect_options options = {}) {
@@ -63,7 +67,7 @@ inline socket connect(loop_core& loop, const address& to, connect_options option
     return s;
   }
   r.candidates.push_back(to);
-  detail_connect::arm(r, options);
+  phaseloop::detail::arm_connect(r, options);
   stream_ops::connect_next(r);
   return s;
 }
@@ -78,7 +82,7 @@ inline socket connect(loop_core& loop, std::string host, std::uint16_t port, con
   loop.activate(r);
   r.connecting = true;
   socket s(r);
-  detail_connect::arm(r, options);
+  phaseloop::detail::arm_connect(r, options);
   struct lookup_state {
     std::string host;
     int family;
@@ -93,7 +97,7 @@ inline socket connect(loop_core& loop, std::string host, std::uint16_t port, con
           state->error = std::make_error_code(std::errc::operation_not_supported);  // no dns module yet
 #else
           std::vector<dns::lookup_address> found;
-          state->error = dns::detail::do_lookup(state->host, dns::lookup_options{state->family, true, 0}, found);
+          state->error = phaseloop::detail::dns_ops::do_lookup(state->host, dns::lookup_options{state->family, true, 0}, found);
           for (dns::lookup_address& a : found) state->found.push_back(std::move(a.address));
 #endif
         } catch (...) {
