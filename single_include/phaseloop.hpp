@@ -2509,6 +2509,7 @@ inline std::error_code socket_error(int fd) noexcept {
 #include <cstdint>
 #include <system_error>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -2522,6 +2523,47 @@ enum class perform_result : std::uint8_t {
   done,            ///< complete; the descriptor may have more
   done_exhausted,  ///< complete, and the descriptor has nothing more for now (a short read)
 };
+
+/// Which readiness of its descriptor an operation waits for: a poll waits
+/// for the events it names, socket reads and writes for one direction; the
+/// rest (shutdown, the file kinds) never wait for readiness.
+enum class readiness_side : std::uint8_t { poll, read, write, none };
+
+constexpr readiness_side side_of(op_kind kind) noexcept {
+  switch (kind) {
+    case op_kind::poll: return readiness_side::poll;
+    case op_kind::accept:
+    case op_kind::read:
+    case op_kind::recv:
+    case op_kind::recvfrom: return readiness_side::read;
+    case op_kind::connect:
+    case op_kind::write:
+    case op_kind::send:
+    case op_kind::sendto: return readiness_side::write;
+    case op_kind::shutdown:
+    case op_kind::file_open:
+    case op_kind::file_close:
+    case op_kind::file_read:
+    case op_kind::file_write:
+    case op_kind::file_fsync:
+    case op_kind::file_stat: break;
+  }
+  return readiness_side::none;
+}
+
+/// poll(2)'s revents (also io_uring's poll completions) as io_events.
+constexpr io_events events_from_poll(unsigned revents) noexcept {
+  io_events events = io_events::none;
+  if (revents & (POLLIN | POLLPRI)) events |= io_events::readable;
+  if (revents & POLLOUT) events |= io_events::writable;
+#if defined(POLLRDHUP)
+  if (revents & (POLLHUP | POLLRDHUP)) events |= io_events::hangup;
+#else
+  if (revents & POLLHUP) events |= io_events::hangup;
+#endif
+  if (revents & (POLLERR | POLLNVAL)) events |= io_events::error;
+  return events;
+}
 
 /// The operation's backend bit: connect() was called and is in progress.
 inline constexpr std::uint8_t connect_started = 0x10;
@@ -6141,6 +6183,28 @@ struct abortable_wait {
   abort_signal::subscription sub;
   Handle handle{};
 };
+
+// A promise that resolves when what `arm(loop, fn)` schedules runs `fn`, or
+// rejects with the signal's reason as soon as it aborts, when
+// `disarm(loop, handle)` clears what was scheduled.
+template <class Handle, class Loop, class Arm, class Disarm>
+promise<void> abortable_wait_for(Loop& loop, const abort_signal& signal, Arm arm, Disarm disarm) {
+  loop_core& core = loop;
+  if (signal.aborted()) return make_rejected<void>(core, to_exception_ptr(signal.reason()));
+  auto [p, r] = make_promise<void>(core);
+  using block = abortable_wait<void, Handle>;
+  auto owned = std::make_unique<block>(block{std::move(r), {}, {}});
+  block* b = owned.get();
+  b->handle = arm(loop, [owned = std::move(owned)] {
+    owned->sub.reset();
+    owned->r.resolve();
+  });
+  b->sub = signal.on_abort([b, l = hold_loop(loop), signal, disarm]() mutable {
+    b->r.reject(signal.reason());
+    disarm(held_loop(l), b->handle);  // frees b
+  });
+  return std::move(p);
+}
 }  // namespace detail
 
 /// Resolves after `after` unless `signal` aborts first; then it rejects with
@@ -6148,21 +6212,9 @@ struct abortable_wait {
 /// timersPromises.setTimeout(after, undefined, { signal })).
 template <class Loop, class Rep, class Period>
 promise<void> delay(Loop& loop, std::chrono::duration<Rep, Period> after, const abort_signal& signal) {
-  loop_core& core = loop;
-  if (signal.aborted()) return detail::make_rejected<void>(core, detail::to_exception_ptr(signal.reason()));
-  auto [p, r] = make_promise<void>(core);
-  using block = detail::abortable_wait<void, typename Loop::timer_handle>;
-  auto owned = std::make_unique<block>(block{std::move(r), {}, {}});
-  block* b = owned.get();
-  b->handle = loop.set_timeout([owned = std::move(owned)] {
-    owned->sub.reset();
-    owned->r.resolve();
-  }, after);
-  b->sub = signal.on_abort([b, l = detail::hold_loop(loop), signal]() mutable {
-    b->r.reject(signal.reason());
-    detail::held_loop(l).clear_timeout(b->handle);  // frees b
-  });
-  return std::move(p);
+  return detail::abortable_wait_for<typename Loop::timer_handle>(
+      loop, signal, [after](Loop& l, auto fn) { return l.set_timeout(std::move(fn), after); },
+      [](Loop& l, typename Loop::timer_handle& h) { l.clear_timeout(h); });
 }
 
 template <backend Backend, timer_store TimerStore, executor Executor>
@@ -6188,21 +6240,9 @@ promise<std::decay_t<V>> delay(Loop& loop, std::chrono::duration<Rep, Period> af
 /// immediate is cleared (Node's timersPromises.setImmediate with { signal }).
 template <class Loop>
 promise<void> immediate(Loop& loop, const abort_signal& signal) {
-  loop_core& core = loop;
-  if (signal.aborted()) return detail::make_rejected<void>(core, detail::to_exception_ptr(signal.reason()));
-  auto [p, r] = make_promise<void>(core);
-  using block = detail::abortable_wait<void, typename Loop::immediate_handle>;
-  auto owned = std::make_unique<block>(block{std::move(r), {}, {}});
-  block* b = owned.get();
-  b->handle = loop.set_immediate([owned = std::move(owned)] {
-    owned->sub.reset();
-    owned->r.resolve();
-  });
-  b->sub = signal.on_abort([b, l = detail::hold_loop(loop), signal]() mutable {
-    b->r.reject(signal.reason());
-    detail::held_loop(l).clear_immediate(b->handle);  // frees b
-  });
-  return std::move(p);
+  return detail::abortable_wait_for<typename Loop::immediate_handle>(
+      loop, signal, [](Loop& l, auto fn) { return l.set_immediate(std::move(fn)); },
+      [](Loop& l, typename Loop::immediate_handle& h) { l.clear_immediate(h); });
 }
 
 template <backend Backend, timer_store TimerStore, executor Executor>
@@ -8392,6 +8432,13 @@ struct reactor_clock {
 };
 #endif
 
+/// CLOCK_MONOTONIC in nanoseconds (process.hrtime's clock).
+inline std::chrono::nanoseconds monotonic_hrtime() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
 template <poller Poller>
 class reactor {
  public:
@@ -8409,11 +8456,7 @@ class reactor {
     return std::chrono::milliseconds(static_cast<std::int64_t>(clock_.now_ms()));
   }
 
-  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-  }
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept { return monotonic_hrtime(); }
 
   std::error_code submit(operation& op) {
     if (!supports(op.kind)) return std::make_error_code(std::errc::operation_not_supported);
@@ -8423,7 +8466,7 @@ class reactor {
     if (d == nullptr) return std::make_error_code(std::errc::bad_file_descriptor);
     op.flags = static_cast<std::uint8_t>(op.flags & ~(op_flag::more | posix::connect_started));
 
-    switch (side_of(op.kind)) {
+    switch (posix::side_of(op.kind)) {
       case side::poll: {
         const io_events rw = io_events::readable | io_events::writable;
         if (!any(op.events) || any(op.events & ~rw)) return std::make_error_code(std::errc::invalid_argument);
@@ -8469,7 +8512,7 @@ class reactor {
         op.state = op_state::submitted;
         return {};
       }
-      case side::now:
+      case side::none:
         (void)posix::perform(op);
         op.state = op_state::completed;
         return {};
@@ -8481,7 +8524,7 @@ class reactor {
     if (!op.in_flight() || op.fd < 0 || static_cast<std::size_t>(op.fd) >= fds_.size()) return true;
     const int fd = static_cast<int>(op.fd);
     descriptor& d = fds_[static_cast<std::size_t>(fd)];
-    switch (side_of(op.kind)) {
+    switch (posix::side_of(op.kind)) {
       case side::poll:
         if (d.poll_op == &op) {
           d.poll_op = nullptr;
@@ -8501,7 +8544,7 @@ class reactor {
         d.writers.remove(op);
         note_change(fd, d);
         break;
-      case side::now:
+      case side::none:
         break;
     }
     return true;
@@ -8540,29 +8583,7 @@ class reactor {
   Poller& poller() noexcept { return poller_; }
 
  private:
-  enum class side : std::uint8_t { poll, read, write, now };
-
-  static constexpr side side_of(op_kind kind) noexcept {
-    switch (kind) {
-      case op_kind::poll: return side::poll;
-      case op_kind::accept:
-      case op_kind::read:
-      case op_kind::recv:
-      case op_kind::recvfrom: return side::read;
-      case op_kind::connect:
-      case op_kind::write:
-      case op_kind::send:
-      case op_kind::sendto: return side::write;
-      case op_kind::shutdown:
-      case op_kind::file_open:
-      case op_kind::file_close:
-      case op_kind::file_read:
-      case op_kind::file_write:
-      case op_kind::file_fsync:
-      case op_kind::file_stat: break;
-    }
-    return side::now;
-  }
+  using side = posix::readiness_side;
 
   struct descriptor {
     op_queue readers;
@@ -8870,6 +8891,7 @@ static_assert(backend<epoll_backend>);
 // numbers of descriptors.
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
+// #include <phaseloop/detail/posix/perform.hpp>  (inlined above)
 // #include <phaseloop/detail/posix/socket.hpp>  (inlined above)
 // #include <phaseloop/detail/posix/system.hpp>  (inlined above)
 // #include <phaseloop/detail/reactor.hpp>  (inlined above)
@@ -8962,7 +8984,7 @@ class poll_poller {
         while (::read(wake_read_, drained, sizeof drained) > 0) {}
         continue;
       }
-      if (count < capacity) out[count++] = poll_event{p.fd, from_poll(got)};
+      if (count < capacity) out[count++] = poll_event{p.fd, detail::posix::events_from_poll(static_cast<unsigned>(static_cast<unsigned short>(got)))};
     }
     return count;
   }
@@ -8980,14 +9002,6 @@ class poll_poller {
     if (any(interest & io_events::readable)) e = static_cast<short>(e | POLLIN);
     if (any(interest & io_events::writable)) e = static_cast<short>(e | POLLOUT);
     return e;
-  }
-  static io_events from_poll(short e) noexcept {
-    io_events events = io_events::none;
-    if (e & (POLLIN | POLLPRI)) events |= io_events::readable;
-    if (e & POLLOUT) events |= io_events::writable;
-    if (e & POLLHUP) events |= io_events::hangup;
-    if (e & (POLLERR | POLLNVAL)) events |= io_events::error;
-    return events;
   }
 
   int wake_read_ = -1;
@@ -9188,11 +9202,7 @@ class io_uring_backend {
     return std::chrono::milliseconds(static_cast<std::int64_t>(clock_.now_ms()));
   }
 
-  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-  }
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept { return detail::monotonic_hrtime(); }
 
   std::error_code submit(operation& op) {
     if (!supports(op.kind)) return std::make_error_code(std::errc::operation_not_supported);
@@ -9215,7 +9225,7 @@ class io_uring_backend {
     data.phase = phase_idle;
     data.wait_connect = 0;
     data.park = no_park;
-    switch (side_of(op.kind)) {
+    switch (detail::posix::side_of(op.kind)) {
       case side::read:
         if (eager_ && d->readers == 0 && d->read_ready) {
           const detail::posix::perform_result r = detail::posix::perform(op);
@@ -9246,7 +9256,8 @@ class io_uring_backend {
         }
         ++d->writers;
         break;
-      case side::other:
+      case side::poll:
+      case side::none:
         break;
     }
     op.state = op_state::submitted;
@@ -9348,7 +9359,7 @@ class io_uring_backend {
   [[nodiscard]] static constexpr const char* name() noexcept { return "io_uring"; }
 
  private:
-  enum class side : std::uint8_t { read, write, other };
+  using side = detail::posix::readiness_side;
 
   static constexpr std::uint8_t phase_idle = 0;
   static constexpr std::uint8_t phase_op = 1;           // its own entry is in the kernel
@@ -9361,28 +9372,6 @@ class io_uring_backend {
   static constexpr std::uint64_t tag_wake = 1;    // the eventfd read
   static constexpr std::uint64_t tag_wake_poll = 2;
 
-  static constexpr side side_of(op_kind kind) noexcept {
-    switch (kind) {
-      case op_kind::accept:
-      case op_kind::read:
-      case op_kind::recv:
-      case op_kind::recvfrom: return side::read;
-      case op_kind::connect:
-      case op_kind::write:
-      case op_kind::send:
-      case op_kind::sendto: return side::write;
-      case op_kind::poll:
-      case op_kind::shutdown:
-      case op_kind::file_open:
-      case op_kind::file_close:
-      case op_kind::file_read:
-      case op_kind::file_write:
-      case op_kind::file_fsync:
-      case op_kind::file_stat:
-        break;
-    }
-    return side::other;
-  }
 
   struct descriptor {
     std::uint32_t readers = 0;  // read-side operations submitted and not finally completed
@@ -9507,7 +9496,7 @@ class io_uring_backend {
     sqe.user_data = reinterpret_cast<std::uintptr_t>(&op);
     if (phase == phase_wait) {
       sqe.opcode = IORING_OP_POLL_ADD;
-      sqe.poll32_events = side_of(op.kind) == side::read ? POLLIN : POLLOUT;
+      sqe.poll32_events = detail::posix::side_of(op.kind) == side::read ? POLLIN : POLLOUT;
       return;
     }
     const int nosig = detail::posix::no_sigpipe_flag;
@@ -9670,14 +9659,15 @@ class io_uring_backend {
   void release(operation& op) noexcept {
     if (op.fd < 0 || static_cast<std::size_t>(op.fd) >= fds_.size()) return;
     descriptor& d = fds_[static_cast<std::size_t>(op.fd)];
-    switch (side_of(op.kind)) {
+    switch (detail::posix::side_of(op.kind)) {
       case side::read:
         if (d.readers != 0) --d.readers;
         break;
       case side::write:
         if (d.writers != 0) --d.writers;
         break;
-      case side::other: break;
+      case side::poll:
+      case side::none: break;
     }
   }
 
@@ -9753,7 +9743,7 @@ class io_uring_backend {
         finish(op, completed);
         return;
       }
-      const io_events got = from_poll(static_cast<unsigned>(res)) & (op.events | io_events::hangup | io_events::error);
+      const io_events got = detail::posix::events_from_poll(static_cast<unsigned>(res)) & (op.events | io_events::hangup | io_events::error);
       park(op, phase_parked_poll);
       if (!any(got)) return;
       if (op.linked) {
@@ -9807,7 +9797,7 @@ class io_uring_backend {
         return;
       }
       op.error = detail::posix::errno_code(e);
-      if (side_of(op.kind) == side::write) mark(op, false, true);
+      if (detail::posix::side_of(op.kind) == side::write) mark(op, false, true);
       if (op.kind == op_kind::accept && (e == EMFILE || e == ENFILE)) {
         mark(op, false, false);
         fds_[static_cast<std::size_t>(op.fd)].poll_first = true;
@@ -9873,17 +9863,8 @@ class io_uring_backend {
   void mark(const operation& op, bool read_ready, bool write_ready) noexcept {
     if (op.fd < 0 || static_cast<std::size_t>(op.fd) >= fds_.size()) return;
     descriptor& d = fds_[static_cast<std::size_t>(op.fd)];
-    if (side_of(op.kind) == side::read) d.read_ready = read_ready;
+    if (detail::posix::side_of(op.kind) == side::read) d.read_ready = read_ready;
     else d.write_ready = write_ready;
-  }
-
-  static io_events from_poll(unsigned e) noexcept {
-    io_events events = io_events::none;
-    if (e & (POLLIN | POLLPRI)) events |= io_events::readable;
-    if (e & POLLOUT) events |= io_events::writable;
-    if (e & (POLLHUP | POLLRDHUP)) events |= io_events::hangup;
-    if (e & POLLERR) events |= io_events::error;
-    return events;
   }
 
   descriptor* find_or_grow(int fd) {

@@ -299,6 +299,28 @@ struct abortable_wait {
   abort_signal::subscription sub;
   Handle handle{};
 };
+
+// A promise that resolves when what `arm(loop, fn)` schedules runs `fn`, or
+// rejects with the signal's reason as soon as it aborts, when
+// `disarm(loop, handle)` clears what was scheduled.
+template <class Handle, class Loop, class Arm, class Disarm>
+promise<void> abortable_wait_for(Loop& loop, const abort_signal& signal, Arm arm, Disarm disarm) {
+  loop_core& core = loop;
+  if (signal.aborted()) return make_rejected<void>(core, to_exception_ptr(signal.reason()));
+  auto [p, r] = make_promise<void>(core);
+  using block = abortable_wait<void, Handle>;
+  auto owned = std::make_unique<block>(block{std::move(r), {}, {}});
+  block* b = owned.get();
+  b->handle = arm(loop, [owned = std::move(owned)] {
+    owned->sub.reset();
+    owned->r.resolve();
+  });
+  b->sub = signal.on_abort([b, l = hold_loop(loop), signal, disarm]() mutable {
+    b->r.reject(signal.reason());
+    disarm(held_loop(l), b->handle);  // frees b
+  });
+  return std::move(p);
+}
 }  // namespace detail
 
 /// Resolves after `after` unless `signal` aborts first; then it rejects with
@@ -306,21 +328,9 @@ struct abortable_wait {
 /// timersPromises.setTimeout(after, undefined, { signal })).
 template <class Loop, class Rep, class Period>
 promise<void> delay(Loop& loop, std::chrono::duration<Rep, Period> after, const abort_signal& signal) {
-  loop_core& core = loop;
-  if (signal.aborted()) return detail::make_rejected<void>(core, detail::to_exception_ptr(signal.reason()));
-  auto [p, r] = make_promise<void>(core);
-  using block = detail::abortable_wait<void, typename Loop::timer_handle>;
-  auto owned = std::make_unique<block>(block{std::move(r), {}, {}});
-  block* b = owned.get();
-  b->handle = loop.set_timeout([owned = std::move(owned)] {
-    owned->sub.reset();
-    owned->r.resolve();
-  }, after);
-  b->sub = signal.on_abort([b, l = detail::hold_loop(loop), signal]() mutable {
-    b->r.reject(signal.reason());
-    detail::held_loop(l).clear_timeout(b->handle);  // frees b
-  });
-  return std::move(p);
+  return detail::abortable_wait_for<typename Loop::timer_handle>(
+      loop, signal, [after](Loop& l, auto fn) { return l.set_timeout(std::move(fn), after); },
+      [](Loop& l, typename Loop::timer_handle& h) { l.clear_timeout(h); });
 }
 
 template <backend Backend, timer_store TimerStore, executor Executor>
@@ -346,21 +356,9 @@ promise<std::decay_t<V>> delay(Loop& loop, std::chrono::duration<Rep, Period> af
 /// immediate is cleared (Node's timersPromises.setImmediate with { signal }).
 template <class Loop>
 promise<void> immediate(Loop& loop, const abort_signal& signal) {
-  loop_core& core = loop;
-  if (signal.aborted()) return detail::make_rejected<void>(core, detail::to_exception_ptr(signal.reason()));
-  auto [p, r] = make_promise<void>(core);
-  using block = detail::abortable_wait<void, typename Loop::immediate_handle>;
-  auto owned = std::make_unique<block>(block{std::move(r), {}, {}});
-  block* b = owned.get();
-  b->handle = loop.set_immediate([owned = std::move(owned)] {
-    owned->sub.reset();
-    owned->r.resolve();
-  });
-  b->sub = signal.on_abort([b, l = detail::hold_loop(loop), signal]() mutable {
-    b->r.reject(signal.reason());
-    detail::held_loop(l).clear_immediate(b->handle);  // frees b
-  });
-  return std::move(p);
+  return detail::abortable_wait_for<typename Loop::immediate_handle>(
+      loop, signal, [](Loop& l, auto fn) { return l.set_immediate(std::move(fn)); },
+      [](Loop& l, typename Loop::immediate_handle& h) { l.clear_immediate(h); });
 }
 
 template <backend Backend, timer_store TimerStore, executor Executor>

@@ -179,11 +179,7 @@ class io_uring_backend {
     return std::chrono::milliseconds(static_cast<std::int64_t>(clock_.now_ms()));
   }
 
-  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-  }
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept { return detail::monotonic_hrtime(); }
 
   std::error_code submit(operation& op) {
     if (!supports(op.kind)) return std::make_error_code(std::errc::operation_not_supported);
@@ -206,7 +202,7 @@ class io_uring_backend {
     data.phase = phase_idle;
     data.wait_connect = 0;
     data.park = no_park;
-    switch (side_of(op.kind)) {
+    switch (detail::posix::side_of(op.kind)) {
       case side::read:
         if (eager_ && d->readers == 0 && d->read_ready) {
           const detail::posix::perform_result r = detail::posix::perform(op);
@@ -237,7 +233,8 @@ class io_uring_backend {
         }
         ++d->writers;
         break;
-      case side::other:
+      case side::poll:
+      case side::none:
         break;
     }
     op.state = op_state::submitted;
@@ -339,7 +336,7 @@ class io_uring_backend {
   [[nodiscard]] static constexpr const char* name() noexcept { return "io_uring"; }
 
  private:
-  enum class side : std::uint8_t { read, write, other };
+  using side = detail::posix::readiness_side;
 
   static constexpr std::uint8_t phase_idle = 0;
   static constexpr std::uint8_t phase_op = 1;           // its own entry is in the kernel
@@ -352,28 +349,6 @@ class io_uring_backend {
   static constexpr std::uint64_t tag_wake = 1;    // the eventfd read
   static constexpr std::uint64_t tag_wake_poll = 2;
 
-  static constexpr side side_of(op_kind kind) noexcept {
-    switch (kind) {
-      case op_kind::accept:
-      case op_kind::read:
-      case op_kind::recv:
-      case op_kind::recvfrom: return side::read;
-      case op_kind::connect:
-      case op_kind::write:
-      case op_kind::send:
-      case op_kind::sendto: return side::write;
-      case op_kind::poll:
-      case op_kind::shutdown:
-      case op_kind::file_open:
-      case op_kind::file_close:
-      case op_kind::file_read:
-      case op_kind::file_write:
-      case op_kind::file_fsync:
-      case op_kind::file_stat:
-        break;
-    }
-    return side::other;
-  }
 
   struct descriptor {
     std::uint32_t readers = 0;  // read-side operations submitted and not finally completed
@@ -498,7 +473,7 @@ class io_uring_backend {
     sqe.user_data = reinterpret_cast<std::uintptr_t>(&op);
     if (phase == phase_wait) {
       sqe.opcode = IORING_OP_POLL_ADD;
-      sqe.poll32_events = side_of(op.kind) == side::read ? POLLIN : POLLOUT;
+      sqe.poll32_events = detail::posix::side_of(op.kind) == side::read ? POLLIN : POLLOUT;
       return;
     }
     const int nosig = detail::posix::no_sigpipe_flag;
@@ -661,14 +636,15 @@ class io_uring_backend {
   void release(operation& op) noexcept {
     if (op.fd < 0 || static_cast<std::size_t>(op.fd) >= fds_.size()) return;
     descriptor& d = fds_[static_cast<std::size_t>(op.fd)];
-    switch (side_of(op.kind)) {
+    switch (detail::posix::side_of(op.kind)) {
       case side::read:
         if (d.readers != 0) --d.readers;
         break;
       case side::write:
         if (d.writers != 0) --d.writers;
         break;
-      case side::other: break;
+      case side::poll:
+      case side::none: break;
     }
   }
 
@@ -744,7 +720,7 @@ class io_uring_backend {
         finish(op, completed);
         return;
       }
-      const io_events got = from_poll(static_cast<unsigned>(res)) & (op.events | io_events::hangup | io_events::error);
+      const io_events got = detail::posix::events_from_poll(static_cast<unsigned>(res)) & (op.events | io_events::hangup | io_events::error);
       park(op, phase_parked_poll);
       if (!any(got)) return;
       if (op.linked) {
@@ -798,7 +774,7 @@ class io_uring_backend {
         return;
       }
       op.error = detail::posix::errno_code(e);
-      if (side_of(op.kind) == side::write) mark(op, false, true);
+      if (detail::posix::side_of(op.kind) == side::write) mark(op, false, true);
       if (op.kind == op_kind::accept && (e == EMFILE || e == ENFILE)) {
         mark(op, false, false);
         fds_[static_cast<std::size_t>(op.fd)].poll_first = true;
@@ -864,17 +840,8 @@ class io_uring_backend {
   void mark(const operation& op, bool read_ready, bool write_ready) noexcept {
     if (op.fd < 0 || static_cast<std::size_t>(op.fd) >= fds_.size()) return;
     descriptor& d = fds_[static_cast<std::size_t>(op.fd)];
-    if (side_of(op.kind) == side::read) d.read_ready = read_ready;
+    if (detail::posix::side_of(op.kind) == side::read) d.read_ready = read_ready;
     else d.write_ready = write_ready;
-  }
-
-  static io_events from_poll(unsigned e) noexcept {
-    io_events events = io_events::none;
-    if (e & (POLLIN | POLLPRI)) events |= io_events::readable;
-    if (e & POLLOUT) events |= io_events::writable;
-    if (e & (POLLHUP | POLLRDHUP)) events |= io_events::hangup;
-    if (e & POLLERR) events |= io_events::error;
-    return events;
   }
 
   descriptor* find_or_grow(int fd) {

@@ -6,6 +6,7 @@
 // numbers of descriptors.
 
 #include <phaseloop/concepts.hpp>
+#include <phaseloop/detail/posix/perform.hpp>
 #include <phaseloop/detail/posix/socket.hpp>
 #include <phaseloop/detail/posix/system.hpp>
 #include <phaseloop/detail/reactor.hpp>
@@ -98,7 +99,7 @@ class poll_poller {
         while (::read(wake_read_, drained, sizeof drained) > 0) {}
         continue;
       }
-      if (count < capacity) out[count++] = poll_event{p.fd, from_poll(got)};
+      if (count < capacity) out[count++] = poll_event{p.fd, detail::posix::events_from_poll(static_cast<unsigned>(static_cast<unsigned short>(got)))};
     }
     return count;
   }
@@ -116,14 +117,6 @@ class poll_poller {
     if (any(interest & io_events::readable)) e = static_cast<short>(e | POLLIN);
     if (any(interest & io_events::writable)) e = static_cast<short>(e | POLLOUT);
     return e;
-  }
-  static io_events from_poll(short e) noexcept {
-    io_events events = io_events::none;
-    if (e & (POLLIN | POLLPRI)) events |= io_events::readable;
-    if (e & POLLOUT) events |= io_events::writable;
-    if (e & POLLHUP) events |= io_events::hangup;
-    if (e & (POLLERR | POLLNVAL)) events |= io_events::error;
-    return events;
   }
 
   int wake_read_ = -1;

@@ -46,6 +46,13 @@ struct reactor_clock {
 };
 #endif
 
+/// CLOCK_MONOTONIC in nanoseconds (process.hrtime's clock).
+inline std::chrono::nanoseconds monotonic_hrtime() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
 template <poller Poller>
 class reactor {
  public:
@@ -63,11 +70,7 @@ class reactor {
     return std::chrono::milliseconds(static_cast<std::int64_t>(clock_.now_ms()));
   }
 
-  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-  }
+  [[nodiscard]] std::chrono::nanoseconds hrtime() const noexcept { return monotonic_hrtime(); }
 
   std::error_code submit(operation& op) {
     if (!supports(op.kind)) return std::make_error_code(std::errc::operation_not_supported);
@@ -77,7 +80,7 @@ class reactor {
     if (d == nullptr) return std::make_error_code(std::errc::bad_file_descriptor);
     op.flags = static_cast<std::uint8_t>(op.flags & ~(op_flag::more | posix::connect_started));
 
-    switch (side_of(op.kind)) {
+    switch (posix::side_of(op.kind)) {
       case side::poll: {
         const io_events rw = io_events::readable | io_events::writable;
         if (!any(op.events) || any(op.events & ~rw)) return std::make_error_code(std::errc::invalid_argument);
@@ -123,7 +126,7 @@ class reactor {
         op.state = op_state::submitted;
         return {};
       }
-      case side::now:
+      case side::none:
         (void)posix::perform(op);
         op.state = op_state::completed;
         return {};
@@ -135,7 +138,7 @@ class reactor {
     if (!op.in_flight() || op.fd < 0 || static_cast<std::size_t>(op.fd) >= fds_.size()) return true;
     const int fd = static_cast<int>(op.fd);
     descriptor& d = fds_[static_cast<std::size_t>(fd)];
-    switch (side_of(op.kind)) {
+    switch (posix::side_of(op.kind)) {
       case side::poll:
         if (d.poll_op == &op) {
           d.poll_op = nullptr;
@@ -155,7 +158,7 @@ class reactor {
         d.writers.remove(op);
         note_change(fd, d);
         break;
-      case side::now:
+      case side::none:
         break;
     }
     return true;
@@ -194,29 +197,7 @@ class reactor {
   Poller& poller() noexcept { return poller_; }
 
  private:
-  enum class side : std::uint8_t { poll, read, write, now };
-
-  static constexpr side side_of(op_kind kind) noexcept {
-    switch (kind) {
-      case op_kind::poll: return side::poll;
-      case op_kind::accept:
-      case op_kind::read:
-      case op_kind::recv:
-      case op_kind::recvfrom: return side::read;
-      case op_kind::connect:
-      case op_kind::write:
-      case op_kind::send:
-      case op_kind::sendto: return side::write;
-      case op_kind::shutdown:
-      case op_kind::file_open:
-      case op_kind::file_close:
-      case op_kind::file_read:
-      case op_kind::file_write:
-      case op_kind::file_fsync:
-      case op_kind::file_stat: break;
-    }
-    return side::now;
-  }
+  using side = posix::readiness_side;
 
   struct descriptor {
     op_queue readers;

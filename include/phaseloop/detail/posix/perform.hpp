@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <system_error>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -28,6 +29,47 @@ enum class perform_result : std::uint8_t {
   done,            ///< complete; the descriptor may have more
   done_exhausted,  ///< complete, and the descriptor has nothing more for now (a short read)
 };
+
+/// Which readiness of its descriptor an operation waits for: a poll waits
+/// for the events it names, socket reads and writes for one direction; the
+/// rest (shutdown, the file kinds) never wait for readiness.
+enum class readiness_side : std::uint8_t { poll, read, write, none };
+
+constexpr readiness_side side_of(op_kind kind) noexcept {
+  switch (kind) {
+    case op_kind::poll: return readiness_side::poll;
+    case op_kind::accept:
+    case op_kind::read:
+    case op_kind::recv:
+    case op_kind::recvfrom: return readiness_side::read;
+    case op_kind::connect:
+    case op_kind::write:
+    case op_kind::send:
+    case op_kind::sendto: return readiness_side::write;
+    case op_kind::shutdown:
+    case op_kind::file_open:
+    case op_kind::file_close:
+    case op_kind::file_read:
+    case op_kind::file_write:
+    case op_kind::file_fsync:
+    case op_kind::file_stat: break;
+  }
+  return readiness_side::none;
+}
+
+/// poll(2)'s revents (also io_uring's poll completions) as io_events.
+constexpr io_events events_from_poll(unsigned revents) noexcept {
+  io_events events = io_events::none;
+  if (revents & (POLLIN | POLLPRI)) events |= io_events::readable;
+  if (revents & POLLOUT) events |= io_events::writable;
+#if defined(POLLRDHUP)
+  if (revents & (POLLHUP | POLLRDHUP)) events |= io_events::hangup;
+#else
+  if (revents & POLLHUP) events |= io_events::hangup;
+#endif
+  if (revents & (POLLERR | POLLNVAL)) events |= io_events::error;
+  return events;
+}
 
 /// The operation's backend bit: connect() was called and is in progress.
 inline constexpr std::uint8_t connect_started = 0x10;
