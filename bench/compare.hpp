@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,37 @@ class item_timer {
   std::chrono::steady_clock::duration elapsed_{};
   double items_ = 0;
 };
+
+/// Runs `node bench/node/SCRIPT N ROUNDS` (when `node` is on PATH) and
+/// records each line it prints, `workload ns_per_item`, as Node's figure for
+/// that workload, beside phaseloop's in the ratio table.
+inline void run_node_reference(benchmark::State& state, const std::string& script, std::int64_t n, int rounds) {
+  const std::string file = __FILE__;  // bench/compare.hpp: bench/node/ is beside it
+  const std::string path = file.substr(0, file.find_last_of("/\\") + 1) + "node/" + script;
+  const std::string command =
+      "node \"" + path + "\" " + std::to_string(n) + " " + std::to_string(rounds) + " 2>/dev/null";
+  for (auto _ : state) {
+    FILE* pipe = popen(command.c_str(), "r");
+    if (pipe == nullptr) {
+      state.SkipWithError("cannot start node");
+      return;
+    }
+    std::string text;
+    char buffer[256];
+    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) text += buffer;
+    const int status = pclose(pipe);
+    std::istringstream lines(text);
+    std::string workload;
+    double ns = 0;
+    int found = 0;
+    while (lines >> workload >> ns) {
+      results()[workload]["node"].push_back(ns);
+      state.counters[workload] = ns;
+      ++found;
+    }
+    if (status != 0 || found == 0) state.SkipWithError(("node not on PATH (or " + script + " failed)").c_str());
+  }
+}
 
 /// Prints every workload with phaseloop's figure and each peer's ratio to it
 /// (peer time / phaseloop time: above 1 means phaseloop is faster).

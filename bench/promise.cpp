@@ -11,8 +11,6 @@
 #include <phaseloop/phaseloop.hpp>
 
 #include <cstdint>
-#include <cstdio>
-#include <sstream>
 #include <string>
 
 namespace {
@@ -106,30 +104,7 @@ BENCHMARK(BM_promise_async_call_phaseloop_epoll)->Unit(benchmark::kMillisecond);
 // Node running bench/node/promise_bench.js with the same N (best of 5 rounds
 // after a warm-up), when `node` is on PATH; its figures join the ratio table.
 void BM_promise_node_reference(benchmark::State& state) {
-  const std::string file = __FILE__;
-  const std::string script = file.substr(0, file.find_last_of("/\\") + 1) + "node/promise_bench.js";
-  const std::string command = "node \"" + script + "\" " + std::to_string(scaled(1'000'000)) + " 5 2>/dev/null";
-  for (auto _ : state) {
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-      state.SkipWithError("cannot start node");
-      return;
-    }
-    std::string text;
-    char buffer[256];
-    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) text += buffer;
-    const int status = pclose(pipe);
-    std::istringstream lines(text);
-    std::string workload;
-    double ns = 0;
-    int found = 0;
-    while (lines >> workload >> ns) {
-      phaseloop::bench::results()[workload]["node"].push_back(ns);
-      state.counters[workload] = ns;
-      ++found;
-    }
-    if (status != 0 || found == 0) state.SkipWithError("node not on PATH (or promise_bench.js failed)");
-  }
+  phaseloop::bench::run_node_reference(state, "promise_bench.js", scaled(1'000'000), 5);
 }
 BENCHMARK(BM_promise_node_reference)->Iterations(1)->Unit(benchmark::kMillisecond);
 

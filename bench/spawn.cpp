@@ -9,8 +9,6 @@
 #include <phaseloop/phaseloop.hpp>
 #include <phaseloop/child_process.hpp>
 
-#include <cstdio>
-#include <sstream>
 #include <string>
 
 #if defined(PHASELOOP_BENCH_HAVE_LIBUV)
@@ -109,30 +107,7 @@ BENCHMARK(BM_spawn_true_libuv)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Node running bench/node/spawn.js with the same N, when `node` is on PATH.
 void BM_spawn_true_node_reference(benchmark::State& state) {
-  const std::string file = __FILE__;
-  const std::string script = file.substr(0, file.find_last_of("/\\") + 1) + "node/spawn.js";
-  const std::string command = "node \"" + script + "\" " + std::to_string(scaled(1000)) + " 3 2>/dev/null";
-  for (auto _ : state) {
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-      state.SkipWithError("cannot start node");
-      return;
-    }
-    std::string text;
-    char buffer[256];
-    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) text += buffer;
-    const int status = pclose(pipe);
-    std::istringstream lines(text);
-    std::string workload;
-    double ns = 0;
-    int found = 0;
-    while (lines >> workload >> ns) {
-      phaseloop::bench::results()[workload]["node"].push_back(ns);
-      state.counters[workload] = ns;
-      ++found;
-    }
-    if (status != 0 || found == 0) state.SkipWithError("node not on PATH (or spawn.js failed)");
-  }
+  phaseloop::bench::run_node_reference(state, "spawn.js", scaled(1000), 3);
 }
 BENCHMARK(BM_spawn_true_node_reference)->Iterations(1)->Unit(benchmark::kMillisecond);
 

@@ -4,6 +4,7 @@
 // Apple and the BSDs, over libkqueue on Linux (PHASELOOP_TEST_WITH_KQUEUE).
 
 #include "support.hpp"
+#include "posix.hpp"
 
 #if defined(PHASELOOP_TEST_WITH_KQUEUE) && defined(PHASELOOP_HAS_KQUEUE_BACKEND)
 
@@ -18,17 +19,7 @@ using namespace phaseloop;
 
 namespace {
 
-struct pair_fds {
-  int fds[2] = {-1, -1};
-  pair_fds() { REQUIRE_FALSE(detail::posix::open_socketpair(AF_UNIX, SOCK_STREAM, fds)); }
-  ~pair_fds() {
-    for (int fd : fds)
-      if (fd >= 0) ::close(fd);
-  }
-  void write_peer(const std::string& s) const {
-    REQUIRE(::write(fds[1], s.data(), s.size()) == static_cast<ssize_t>(s.size()));
-  }
-};
+using phaseloop::test::unix_socket_pair;
 
 /// What one wait reported for fd (every report merged), and how many reports.
 struct seen {
@@ -54,7 +45,7 @@ using clock = std::chrono::steady_clock;
 
 TEST_CASE("kqueue poller: each direction is its own filter, reported while wanted", "[backend][kqueue]") {
   kqueue_poller p;
-  pair_fds s;
+  unix_socket_pair s;
   REQUIRE_FALSE(p.add(s.fds[0], io_events::readable | io_events::writable));
   s.write_peer("x");
   seen both = wait_for(p, s.fds[0], std::chrono::milliseconds(100));
@@ -76,12 +67,12 @@ TEST_CASE("kqueue poller: each direction is its own filter, reported while wante
 TEST_CASE("kqueue poller: a change recorded by modify takes effect in the next wait, not before",
           "[backend][kqueue]") {
   kqueue_poller p;
-  pair_fds s;
+  unix_socket_pair s;
   REQUIRE_FALSE(p.add(s.fds[0], io_events::writable));
   REQUIRE_FALSE(p.modify(s.fds[0], io_events::readable));
   // Another descriptor's add applies the batch with it: the batched change
   // must not be lost or applied twice.
-  pair_fds other;
+  unix_socket_pair other;
   REQUIRE_FALSE(p.add(other.fds[0], io_events::readable));
   s.write_peer("y");
   const seen got = wait_for(p, s.fds[0], std::chrono::milliseconds(100));
@@ -91,7 +82,7 @@ TEST_CASE("kqueue poller: a change recorded by modify takes effect in the next w
 
 TEST_CASE("kqueue poller: end of stream is readable and a hangup", "[backend][kqueue]") {
   kqueue_poller p;
-  pair_fds s;
+  unix_socket_pair s;
   REQUIRE_FALSE(p.add(s.fds[0], io_events::readable));
   ::close(s.fds[1]);
   s.fds[1] = -1;
@@ -110,7 +101,7 @@ TEST_CASE("kqueue poller: a closed descriptor is refused at add; its own descrip
   CHECK(p.add(p.native_handle(), io_events::readable) == std::errc::bad_file_descriptor);
   CHECK(p.add(-1, io_events::readable) == std::errc::bad_file_descriptor);
   // The refused descriptor left nothing behind: a socket taking its number is clean.
-  pair_fds s;
+  unix_socket_pair s;
   REQUIRE_FALSE(p.add(s.fds[0], io_events::readable));
   CHECK(wait_for(p, s.fds[0], std::chrono::milliseconds(20)).reports == 0);
 }
@@ -131,7 +122,7 @@ TEST_CASE("kqueue poller: EVFILT_USER wakeup clears itself (EV_CLEAR) and is nev
 TEST_CASE("kqueue poller: an add or remove applied at once does not swallow a pending wakeup",
           "[backend][kqueue][threads]") {
   kqueue_poller p;
-  pair_fds s;
+  unix_socket_pair s;
   std::thread waker([&] { p.wake(); });
   waker.join();
   // Both apply changes immediately (with receipts): the wakeup must survive them.
@@ -146,14 +137,14 @@ TEST_CASE("kqueue poller: an add or remove applied at once does not swallow a pe
 TEST_CASE("kqueue poller: remove deletes the filters before the close, so a reused number starts clean",
           "[backend][kqueue]") {
   kqueue_poller p;
-  pair_fds old_pair;
+  unix_socket_pair old_pair;
   const int number = old_pair.fds[0];
   const int keep = ::dup(number);  // the old socket outlives its number
   REQUIRE_FALSE(p.add(number, io_events::readable));
   p.remove(number);
   ::close(number);
   old_pair.fds[0] = -1;
-  pair_fds fresh;
+  unix_socket_pair fresh;
   REQUIRE(fresh.fds[0] == number);
   REQUIRE_FALSE(p.add(fresh.fds[0], io_events::readable));
   old_pair.write_peer("old");  // readable through `keep` only

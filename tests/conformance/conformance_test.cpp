@@ -235,18 +235,17 @@ trace scenario_20(Loop& loop) {
 
 TEMPLATE_TEST_CASE("conformance: timers, immediates, ticks and microtasks print what Node prints",
                    "[conformance]", PHASELOOP_TEST_ALL_LOOPS) {
-  check_scenario<TestType>("03_seed_microtasks_between_timers", [](auto& l) { return scenario_03(l); });
-  check_scenario<TestType>("05_seed_nexttick_after_constructor", [](auto& l) { return scenario_05(l); });
-  check_scenario<TestType>("06_seed_async_api_error", [](auto& l) { return scenario_06(l); });
-  check_scenario<TestType>("07_nexttick_before_promise", [](auto& l) { return scenario_07(l); });
-  check_scenario<TestType>("08_tick_inside_promise", [](auto& l) { return scenario_08(l); });
-  check_scenario<TestType>("09_immediates_queued_in_check_run_next_iteration",
-                           [](auto& l) { return scenario_09(l); });
-  check_scenario<TestType>("10_microtasks_between_immediates", [](auto& l) { return scenario_10(l); });
-  check_scenario<TestType>("11_timer_order_by_expiry", [](auto& l) { return scenario_11(l); });
-  check_scenario<TestType>("12_interval_cleared_inside", [](auto& l) { return scenario_12(l); });
-  check_scenario<TestType>("13_clear_due_timer_from_sibling", [](auto& l) { return scenario_13(l); });
-  check_scenario<TestType>("14_unref_does_not_hold_loop", [](auto& l) { return scenario_14(l); });
-  check_scenario<TestType>("18_timeout_zero_is_one", [](auto& l) { return scenario_18(l); });
-  check_scenario<TestType>("20_nested_ticks_all_run_before_timers", [](auto& l) { return scenario_20(l); });
+  check_scenario<TestType>("03_seed_microtasks_between_timers", scenario_03<TestType>);
+  check_scenario<TestType>("05_seed_nexttick_after_constructor", scenario_05<TestType>);
+  check_scenario<TestType>("06_seed_async_api_error", scenario_06<TestType>);
+  check_scenario<TestType>("07_nexttick_before_promise", scenario_07<TestType>);
+  check_scenario<TestType>("08_tick_inside_promise", scenario_08<TestType>);
+  check_scenario<TestType>("09_immediates_queued_in_check_run_next_iteration", scenario_09<TestType>);
+  check_scenario<TestType>("10_microtasks_between_immediates", scenario_10<TestType>);
+  check_scenario<TestType>("11_timer_order_by_expiry", scenario_11<TestType>);
+  check_scenario<TestType>("12_interval_cleared_inside", scenario_12<TestType>);
+  check_scenario<TestType>("13_clear_due_timer_from_sibling", scenario_13<TestType>);
+  check_scenario<TestType>("14_unref_does_not_hold_loop", scenario_14<TestType>);
+  check_scenario<TestType>("18_timeout_zero_is_one", scenario_18<TestType>);
+  check_scenario<TestType>("20_nested_ticks_all_run_before_timers", scenario_20<TestType>);
 }

@@ -59,8 +59,8 @@ trace scenario_17(Loop& loop) {
 
 TEMPLATE_TEST_CASE("conformance: a file read completes in the poll phase, as in Node",
                    "[conformance][fs][executor]", PHASELOOP_TEST_EXECUTOR_LOOPS) {
-  check_scenario<TestType>("04_seed_immediate_before_timeout_in_io", [](auto& l) { return scenario_04(l); });
-  check_scenario<TestType>("17_fs_read_then_phases", [](auto& l) { return scenario_17(l); });
+  check_scenario<TestType>("04_seed_immediate_before_timeout_in_io", scenario_04<TestType>);
+  check_scenario<TestType>("17_fs_read_then_phases", scenario_17<TestType>);
 }
 
 #endif

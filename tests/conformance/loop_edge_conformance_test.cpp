@@ -59,6 +59,6 @@ trace scenario_22(Loop& loop) {
 
 TEMPLATE_TEST_CASE("conformance: timers run at the end of each iteration, as in Node 20",
                    "[conformance][loop-correctness]", PHASELOOP_TEST_ALL_LOOPS) {
-  check_scenario<TestType>("21_unref_immediate_from_last_timer", [](auto& l) { return scenario_21(l); });
-  check_scenario<TestType>("22_unref_timer_due_after_busy_immediate", [](auto& l) { return scenario_22(l); });
+  check_scenario<TestType>("21_unref_immediate_from_last_timer", scenario_21<TestType>);
+  check_scenario<TestType>("22_unref_timer_due_after_busy_immediate", scenario_22<TestType>);
 }

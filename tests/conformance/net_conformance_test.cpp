@@ -88,6 +88,6 @@ trace scenario_16(Loop& loop) {
 
 TEMPLATE_TEST_CASE("conformance: sockets close in the close phase and echo in causal order, as in Node",
                    "[conformance][net]", PHASELOOP_TEST_IO_LOOPS) {
-  check_scenario<TestType>("15_close_callbacks_phase", [](auto& l) { return scenario_15(l); });
-  check_scenario<TestType>("16_tcp_echo", [](auto& l) { return scenario_16(l); });
+  check_scenario<TestType>("15_close_callbacks_phase", scenario_15<TestType>);
+  check_scenario<TestType>("16_tcp_echo", scenario_16<TestType>);
 }

@@ -2,14 +2,10 @@
 // signal: on every real backend, the same lines Node v20 printed.
 
 #include "conformance.hpp"
+#include "posix.hpp"
 
 // POSIX modules, tested on Linux's real loops for now.
 #if defined(__linux__)
-
-#if !defined(PHASELOOP_TEST_SINGLE_HEADER)
-#include <phaseloop/child_process.hpp>
-#include <phaseloop/signal.hpp>
-#endif
 
 #include <string>
 
@@ -32,10 +28,7 @@ std::string or_null(int value, bool present) { return present ? std::to_string(v
 template <class Loop>
 trace child_spawn_echo_exit(Loop& loop) {
   trace out;
-  child_process::spawn_options o;
-  o.file = "sh";
-  o.args = {"-c", "echo hi; exit 3"};
-  auto c = child_process::spawn(loop, o);
+  auto c = child_process::spawn(loop, sh("echo hi; exit 3"));
   c.stdout_pipe().on_data([&](std::span<const std::byte> d) {
     std::string s(reinterpret_cast<const char*>(d.data()), d.size());
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -75,7 +68,7 @@ trace signal_self_after_ticks(Loop& loop) {
   h.unref();  // Node's signal handles do not hold the loop
   loop.set_timeout([&] {
     out.push_back("timeout");
-    ::kill(::getpid(), SIGUSR2);
+    raise_self(SIGUSR2);
     loop.next_tick([&] { out.push_back("tick"); });
     loop.resolved().then([&] { out.push_back("microtask"); });
     out.push_back("after kill");
@@ -88,8 +81,8 @@ trace signal_self_after_ticks(Loop& loop) {
 
 TEMPLATE_TEST_CASE("conformance: a child's data, exit and close, and a signal after ticks, as in Node",
                    "[conformance][child][signal]", PHASELOOP_TEST_REAL_IO_LOOPS) {
-  check_scenario<TestType>("child_spawn_echo_exit", [](auto& l) { return child_spawn_echo_exit(l); });
-  check_scenario<TestType>("signal_self_after_ticks", [](auto& l) { return signal_self_after_ticks(l); });
+  check_scenario<TestType>("child_spawn_echo_exit", child_spawn_echo_exit<TestType>);
+  check_scenario<TestType>("signal_self_after_ticks", signal_self_after_ticks<TestType>);
 }
 
 #endif  // __linux__

@@ -77,7 +77,7 @@ trace scenario_19(Loop& loop) {
 
 TEMPLATE_TEST_CASE("conformance: promises and async functions print what Node prints", "[conformance][promise]",
                    PHASELOOP_TEST_ALL_LOOPS) {
-  check_scenario<TestType>("01_seed_macro_micro", [](auto& l) { return scenario_01(l); });
-  check_scenario<TestType>("02_seed_async_await", [](auto& l) { return scenario_02(l); });
-  check_scenario<TestType>("19_then_chain_interleave", [](auto& l) { return scenario_19(l); });
+  check_scenario<TestType>("01_seed_macro_micro", scenario_01<TestType>);
+  check_scenario<TestType>("02_seed_async_await", scenario_02<TestType>);
+  check_scenario<TestType>("19_then_chain_interleave", scenario_19<TestType>);
 }

@@ -17,9 +17,11 @@
 #include <boost/pfr.hpp>
 
 #include <chrono>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace phaseloop::test {
@@ -110,6 +112,18 @@ using kqueue_pool_loop = basic_loop<kqueue_backend, heap_timers, thread_pool_exe
 #define PHASELOOP_TEST_REAL_IO_LOOPS phaseloop::test::kqueue_heap_loop
 #define PHASELOOP_TEST_IO_LOOPS phaseloop::test::kqueue_heap_loop
 #endif
+
+/// A promise's rejection as its error code's name (error_name), or "not a
+/// system_error" when it was something else.
+inline std::string rejection_name(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::system_error& err) {
+    return error_name(err.code());
+  } catch (...) {
+    return "not a system_error";
+  }
+}
 
 /// Reads tests/conformance/expected/NAME.expected: what Node v20 printed.
 inline trace expected_trace(const std::string& name) {

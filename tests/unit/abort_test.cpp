@@ -11,17 +11,7 @@ namespace {
 using namespace std::chrono_literals;
 using phaseloop::abort_controller;
 using phaseloop::abort_signal;
-
-// The rejection's error code, or a description of what else it was.
-std::string rejection_name(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::system_error& err) {
-    return phaseloop::error_name(err.code());
-  } catch (...) {
-    return "not a system_error";
-  }
-}
+using phaseloop::test::rejection_name;
 
 }  // namespace
 

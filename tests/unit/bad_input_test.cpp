@@ -3,6 +3,7 @@
 // ends, poll handles on huge bogus descriptors, and the mock's virtual clock
 // near 2^63 ms.
 #include "support.hpp"
+#include "fs.hpp"
 
 #include <chrono>
 #include <climits>
@@ -29,35 +30,8 @@ using namespace std::chrono_literals;
 
 #if !defined(_WIN32)
 
-/// A fresh directory under `parent`, removed with everything in it at the end.
-struct scratch_dir {
-  std::string path;
-  explicit scratch_dir(const std::filesystem::path& parent = std::filesystem::temp_directory_path()) {
-    std::string pattern = (parent / "phaseloop-bad-input-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  ~scratch_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-/// Run the loop until the callback started by `start` has run; return what it got.
-template <class T, class Loop, class Start>
-std::pair<std::error_code, T> call(Loop& loop, Start start) {
-  std::optional<std::pair<std::error_code, T>> got;
-  start([&](std::error_code ec, T value) {
-    REQUIRE_FALSE(got.has_value());
-    got.emplace(ec, std::move(value));
-  });
-  loop.run();
-  REQUIRE(got.has_value());
-  return std::move(*got);
-}
+using phaseloop::test::call;
+using phaseloop::test::temp_dir;
 
 void touch(const std::string& path) {
   const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
@@ -131,7 +105,7 @@ TEST_CASE("fs: file times outside system_clock's range saturate, never wrap", "[
 TEMPLATE_TEST_CASE("fs: stat, lstat and fstat of files dated after 2262 or before 1677", "[bad-input][fs]",
                    PHASELOOP_TEST_EXECUTOR_LOOPS) {
   TestType loop;
-  scratch_dir dir;
+  temp_dir dir;
   const std::string late = dir / "late";
   touch(late);
   // 2400: past 2262 and inside ext4's range (to 2446); tmpfs and btrfs hold it too.
@@ -148,7 +122,7 @@ TEMPLATE_TEST_CASE("fs: stat, lstat and fstat of files dated after 2262 or befor
   // The year 1600: ext4 stops at 1901, tmpfs (/dev/shm) keeps it.
   std::error_code shm_ec;
   const bool have_shm = std::filesystem::is_directory("/dev/shm", shm_ec);
-  std::optional<scratch_dir> early_dir;
+  std::optional<temp_dir> early_dir;
   if (have_shm) early_dir.emplace("/dev/shm");
   const std::string early = have_shm ? *early_dir / "early" : dir / "early";
   touch(early);
@@ -179,7 +153,7 @@ TEST_CASE("fs: max_read_file_size is Node's kIoMaxLength", "[bad-input][fs]") {
 TEST_CASE("fs: read_file stops a source that goes on past its limit", "[bad-input][fs]") {
   // The limit is a parameter of the worker function, so small sources show
   // every boundary; the public function's own limit is checked below.
-  scratch_dir dir;
+  temp_dir dir;
   const std::string file = dir / "file";
   {
     std::FILE* f = std::fopen(file.c_str(), "wb");
@@ -227,7 +201,7 @@ TEST_CASE("fs: read_file stops a source that goes on past its limit", "[bad-inpu
 
 TEST_CASE("fs: read_file of a file larger than 2 GiB gives file_too_large at once", "[bad-input][fs]") {
   phaseloop::test::inline_io_loop loop;
-  scratch_dir dir;
+  temp_dir dir;
   // A sparse 3 GiB file: its size alone says it is too large, nothing is read.
   const std::string big = dir / "big";
   {

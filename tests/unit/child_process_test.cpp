@@ -5,13 +5,10 @@
 // exec/exec_file with their promise forms, and the SIGCHLD fallback.
 
 #include "support.hpp"
+#include "posix.hpp"
 
 // POSIX modules, tested on Linux's real loops for now.
 #if defined(__linux__)
-
-#if !defined(PHASELOOP_TEST_SINGLE_HEADER)
-#include <phaseloop/child_process.hpp>
-#endif
 
 #include <atomic>
 #include <cstdio>
@@ -32,13 +29,6 @@ using namespace phaseloop::test;
 namespace cp = phaseloop::child_process;
 
 std::string text(std::span<const std::byte> d) { return {reinterpret_cast<const char*>(d.data()), d.size()}; }
-
-cp::spawn_options sh(std::string script) {
-  cp::spawn_options o;
-  o.file = "sh";
-  o.args = {"-c", std::move(script)};
-  return o;
-}
 
 // A program with every descriptor on /dev/null.
 cp::spawn_options program(std::string file, std::vector<std::string> args) {

@@ -1,5 +1,6 @@
 // phaseloop::fs: one suite, run with the inline and the thread-pool executor.
 #include "support.hpp"
+#include "fs.hpp"
 
 #if !defined(_WIN32)
 
@@ -31,52 +32,10 @@ namespace {
 using namespace phaseloop;
 using namespace std::chrono_literals;
 
+using phaseloop::test::call;
+using phaseloop::test::call0;
 using phaseloop::test::pool_loop;
-
-/// A fresh directory, removed with everything in it at the end of the test.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "phaseloop-fs-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::permissions(path, std::filesystem::perms::owner_all,
-                                 std::filesystem::perm_options::add, ec);
-    std::filesystem::remove_all(path, ec);
-  }
-  [[nodiscard]] std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-/// Start an operation with a callback, run the loop, return what the callback got.
-template <class T, class Loop, class Start>
-std::pair<std::error_code, T> call(Loop& loop, Start start) {
-  std::optional<std::pair<std::error_code, T>> got;
-  start([&](std::error_code ec, T value) {
-    REQUIRE_FALSE(got.has_value());  // exactly once
-    got.emplace(ec, std::move(value));
-  });
-  CHECK_FALSE(got.has_value());  // never synchronous
-  loop.run();
-  REQUIRE(got.has_value());
-  return std::move(*got);
-}
-
-/// The same for operations that report only an error.
-template <class Loop, class Start>
-std::error_code call0(Loop& loop, Start start) {
-  std::optional<std::error_code> got;
-  start([&](std::error_code ec) {
-    REQUIRE_FALSE(got.has_value());
-    got = ec;
-  });
-  CHECK_FALSE(got.has_value());
-  loop.run();
-  REQUIRE(got.has_value());
-  return *got;
-}
+using phaseloop::test::temp_dir;
 
 std::span<const std::byte> bytes_of(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};

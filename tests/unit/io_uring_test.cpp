@@ -7,6 +7,7 @@
 // in a forked child) running an echo over TCP.
 
 #include "support.hpp"
+#include "posix.hpp"
 
 #if defined(PHASELOOP_HAS_IO_URING)
 
@@ -31,15 +32,6 @@ using namespace phaseloop;
 using namespace phaseloop::test;
 
 namespace {
-
-struct pair_fds {
-  int fds[2] = {-1, -1};
-  pair_fds() { REQUIRE_FALSE(detail::posix::open_socketpair(AF_UNIX, SOCK_STREAM, fds)); }
-  ~pair_fds() {
-    for (int fd : fds)
-      if (fd >= 0) ::close(fd);
-  }
-};
 
 struct one_byte_recv : operation {
   unsigned char byte = 0;
@@ -159,7 +151,7 @@ TEST_CASE("io_uring: 5,000 operations in flight overflow a small completion queu
   options.cq_entries = 128;
   io_uring_backend b(options);
   REQUIRE(b.cq_entries() < count);
-  pair_fds p;
+  unix_socket_pair p;
   std::vector<std::unique_ptr<one_byte_recv>> ops;
   for (std::size_t i = 0; i < count; ++i) {
     ops.push_back(std::make_unique<one_byte_recv>(p.fds[0]));
@@ -203,7 +195,7 @@ TEST_CASE("io_uring: 5,000 cancelled operations each complete exactly once, with
           "[io_uring]") {
   const std::size_t count = 5000;
   io_uring_backend b;  // the default 4,096-entry completion queue: overflows too
-  pair_fds p;
+  unix_socket_pair p;
   std::vector<std::unique_ptr<one_byte_recv>> ops;
   for (std::size_t i = 0; i < count; ++i) {
     ops.push_back(std::make_unique<one_byte_recv>(p.fds[0]));
@@ -235,7 +227,7 @@ TEST_CASE("io_uring: 5,000 cancelled operations each complete exactly once, with
 
 TEST_CASE("io_uring: destroyed with operations in flight, it leaves no descriptor and writes no buffer after",
           "[io_uring]") {
-  pair_fds p;
+  unix_socket_pair p;
   const std::size_t before = open_descriptors();
   auto buffer = std::make_unique<one_byte_recv>(p.fds[0]);
   buffer->byte = 0x55;
@@ -284,7 +276,7 @@ TEST_CASE("io_uring: by default a write waits for the iteration's one enter; eag
     io_uring_options options;
     options.eager = eager;
     io_uring_backend b(options);
-    pair_fds p;
+    unix_socket_pair p;
     std::string text = "hello";
     io_buffer buffer{text.data(), text.size()};
     operation w;
@@ -313,7 +305,7 @@ TEST_CASE("io_uring: by default a write waits for the iteration's one enter; eag
 
 TEST_CASE("io_uring: a ping-pong round trip between two sockets of one loop costs two enters", "[io_uring]") {
   uring_heap_loop loop;
-  pair_fds p;
+  unix_socket_pair p;
   std::error_code ec;
   net::socket a = net::socket::open(loop, p.fds[0], ec, true);
   REQUIRE_FALSE(ec);

@@ -5,13 +5,10 @@
 // (Not SIGALRM: tests/main.cpp's watchdog uses it.)
 
 #include "support.hpp"
+#include "posix.hpp"
 
 // POSIX modules, tested on Linux's real loops for now.
 #if defined(__linux__)
-
-#if !defined(PHASELOOP_TEST_SINGLE_HEADER)
-#include <phaseloop/signal.hpp>
-#endif
 
 #include <atomic>
 #include <string>
@@ -25,8 +22,6 @@ namespace {
 
 using namespace phaseloop;
 using namespace phaseloop::test;
-
-void raise_self(int signo) { REQUIRE(::kill(::getpid(), signo) == 0); }
 
 bool disposition_is(int signo, void (*want)(int)) {
   struct sigaction sa {};

@@ -13,16 +13,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string rejection_name(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::system_error& err) {
-    return phaseloop::error_name(err.code());
-  } catch (...) {
-    return "not a system_error";
-  }
-}
+using phaseloop::test::rejection_name;
 
 }  // namespace
 
