@@ -399,7 +399,8 @@ class loop_core {
   S& service() {
     const std::size_t type = detail::record_type<S>();
     if (type >= loop_services_.size()) loop_services_.resize(type + 1);
-    if (!loop_services_[type]) loop_services_[type] = std::make_unique<detail::service_holder<S>>(*this);
+    // reset(new ...), not make_unique: no unique_ptr class per service type.
+    if (!loop_services_[type]) loop_services_[type].reset(new detail::service_holder<S>(*this));
     return static_cast<detail::service_holder<S>&>(*loop_services_[type]).value;
   }
 
@@ -588,7 +589,7 @@ class loop_core {
   detail::record_pool<R>& pool_for() {
     const std::size_t type = detail::record_type<R>();
     if (type >= pools_.size()) pools_.resize(type + 1);
-    if (!pools_[type]) pools_[type] = std::make_unique<detail::record_pool<R>>();
+    if (!pools_[type]) pools_[type].reset(new detail::record_pool<R>());
     return static_cast<detail::record_pool<R>&>(*pools_[type]);
   }
 

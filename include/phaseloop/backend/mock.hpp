@@ -31,21 +31,19 @@
 // operation_canceled, as io_uring and IOCP do.
 
 #include <phaseloop/concepts.hpp>
+#include <phaseloop/detail/list_map.hpp>
 #include <phaseloop/detail/socket_api.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
-#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -60,6 +58,12 @@
 namespace phaseloop {
 
 class mock_backend {
+  // std::min without <algorithm>.
+  template <class T>
+  static constexpr T smaller(T a, T b) noexcept {
+    return b < a ? b : a;
+  }
+
  public:
   static constexpr bool completion_based = false;
   /// Every socket and stream kind; file operations go to the executor.
@@ -131,7 +135,8 @@ class mock_backend {
         if (held) d.poll_op = nullptr;
       } else {
         auto& q = queue_of(d, op.kind);
-        auto pos = std::find(q.begin(), q.end(), &op);
+        auto pos = q.begin();
+        while (pos != q.end() && *pos != &op) ++pos;
         held = pos != q.end();
         if (held) q.erase(pos);
       }
@@ -343,7 +348,9 @@ class mock_backend {
   /// Descriptors shut down for writing (the peer sees the end of stream).
   [[nodiscard]] bool shut_down(native_handle fd) const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return std::find(shut_down_.begin(), shut_down_.end(), fd) != shut_down_.end();
+    for (native_handle down : shut_down_)
+      if (down == fd) return true;
+    return false;
   }
 
   /// How many times the loop polled.
@@ -384,7 +391,7 @@ class mock_backend {
   static std::size_t scatter(operation& op, std::string_view bytes) noexcept {
     std::size_t n = 0;
     for (std::uint32_t i = 0; i < op.buffer_count && n < bytes.size(); ++i) {
-      const std::size_t take = std::min(op.buffers[i].size, bytes.size() - n);
+      const std::size_t take = smaller(op.buffers[i].size, bytes.size() - n);
       if (take != 0) std::memcpy(op.buffers[i].data, bytes.data() + n, take);
       n += take;
     }
@@ -399,7 +406,7 @@ class mock_backend {
         from -= b.size;
         continue;
       }
-      const std::size_t take = std::min(b.size - from, count);
+      const std::size_t take = smaller(b.size - from, count);
       out.append(static_cast<const char*>(b.data) + from, take);
       count -= take;
       from = 0;
@@ -407,7 +414,7 @@ class mock_backend {
   }
 
   static void set_address(operation& op, const std::string& address) noexcept {
-    const std::size_t n = std::min<std::size_t>(address.size(), op.address_length);
+    const std::size_t n = smaller<std::size_t>(address.size(), op.address_length);
     if (op.address != nullptr && n != 0) std::memcpy(op.address, address.data(), n);
     op.address_length = static_cast<std::uint32_t>(op.address != nullptr ? n : 0);
   }
@@ -432,7 +439,7 @@ class mock_backend {
           const std::size_t n = scatter(op, chunk);
           op.transferred = n;
           op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
-          d.inbound_bytes -= std::min(d.inbound_bytes, n);
+          d.inbound_bytes -= smaller(d.inbound_bytes, n);
           chunk.erase(0, n);
           if (chunk.empty()) d.inbound.pop_front();
         } else if (d.eof) {
@@ -464,13 +471,13 @@ class mock_backend {
         const std::size_t total = op.buffer_bytes();
         descriptor* peer = peer_of(fd);
         std::size_t room = d.write_budget;
-        if (peer != nullptr) room = std::min(room, peer->inbound_bytes < socket_buffer ? socket_buffer - peer->inbound_bytes : 0);
+        if (peer != nullptr) room = smaller(room, peer->inbound_bytes < socket_buffer ? socket_buffer - peer->inbound_bytes : 0);
         else if (auto vs = sockets_.find(fd); vs != sockets_.end() && total != 0) {  // a virtual socket with no peer
           q.pop_front();
           finish(op, std::make_error_code(vs->second.connected ? std::errc::broken_pipe : std::errc::not_connected), done);
           return true;
         }
-        const std::size_t n = std::min(total - op.transferred, room);
+        const std::size_t n = smaller(total - op.transferred, room);
         if (n == 0 && total != 0) return false;
         if (peer != nullptr) {
           std::string chunk;
@@ -592,12 +599,12 @@ class mock_backend {
     const int f = family_of(a);
     if (f == AF_INET) {
       sockaddr_in sin{};
-      std::memcpy(&sin, a.data(), std::min(a.size(), sizeof sin));
+      std::memcpy(&sin, a.data(), smaller(a.size(), sizeof sin));
       return sin.sin_addr.s_addr == htonl(INADDR_ANY);
     }
     if (f == AF_INET6) {
       sockaddr_in6 sin6{};
-      std::memcpy(&sin6, a.data(), std::min(a.size(), sizeof sin6));
+      std::memcpy(&sin6, a.data(), smaller(a.size(), sizeof sin6));
       static const in6_addr any = IN6ADDR_ANY_INIT;
       return std::memcmp(&sin6.sin6_addr, &any, sizeof any) == 0;
     }
@@ -608,14 +615,14 @@ class mock_backend {
     if (f != family_of(b)) return false;
     if (f == AF_INET) {
       sockaddr_in x{}, y{};
-      std::memcpy(&x, a.data(), std::min(a.size(), sizeof x));
-      std::memcpy(&y, b.data(), std::min(b.size(), sizeof y));
+      std::memcpy(&x, a.data(), smaller(a.size(), sizeof x));
+      std::memcpy(&y, b.data(), smaller(b.size(), sizeof y));
       return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
     }
     if (f == AF_INET6) {
       sockaddr_in6 x{}, y{};
-      std::memcpy(&x, a.data(), std::min(a.size(), sizeof x));
-      std::memcpy(&y, b.data(), std::min(b.size(), sizeof y));
+      std::memcpy(&x, a.data(), smaller(a.size(), sizeof x));
+      std::memcpy(&y, b.data(), smaller(b.size(), sizeof y));
       return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
     }
     return a == b;  // local sockets: the path bytes
@@ -709,7 +716,7 @@ class mock_backend {
     if (it == sockets_.end()) return std::make_error_code(std::errc::not_a_socket);
     const std::string& a = peer ? it->second.peer_address : it->second.local;
     if (peer && a.empty()) return std::make_error_code(std::errc::not_connected);
-    const std::size_t n = std::min<std::size_t>(a.size(), length);
+    const std::size_t n = smaller<std::size_t>(a.size(), length);
     std::memcpy(address, a.data(), n);
     length = static_cast<std::uint32_t>(n);
     return {};
@@ -725,7 +732,7 @@ class mock_backend {
       const std::size_t room = socket_buffer > peer->inbound_bytes + chunk.size()
                                    ? socket_buffer - peer->inbound_bytes - chunk.size()
                                    : 0;
-      const std::size_t n = std::min(room, buffers[i].size);
+      const std::size_t n = smaller(room, buffers[i].size);
       chunk.append(static_cast<const char*>(buffers[i].data), n);
       if (n < buffers[i].size) break;
     }
@@ -788,15 +795,15 @@ class mock_backend {
   }
 
   std::chrono::milliseconds now_{0};
-  std::map<native_handle, descriptor> fds_;  // ordered: progress is deterministic
-  std::unordered_map<native_handle, std::string> written_;
-  std::unordered_map<native_handle, std::vector<datagram>> sent_;
+  detail::list_map<native_handle, descriptor> fds_;  // ordered: progress is deterministic
+  detail::list_map<native_handle, std::string> written_;
+  detail::list_map<native_handle, std::vector<datagram>> sent_;
   std::vector<std::pair<native_handle, io_events>> ready_;
   std::vector<operation*> cancelled_;
   std::vector<native_handle> closed_;
   std::vector<native_handle> shut_down_;
   op_queue ready_ops_;  // completed outside a poll
-  std::map<native_handle, virtual_socket> sockets_;
+  detail::list_map<native_handle, virtual_socket> sockets_;
   native_handle next_fd_ = 1000;    // virtual descriptors
   std::uint16_t next_port_ = 49152;  // ephemeral ports
   std::uint64_t progress_count_ = 0;

@@ -5,10 +5,10 @@
 // capturing pointers and numbers) moves by copying the buffer and needs no
 // destruction, so moving and dropping it makes no indirect call.
 
+#include <phaseloop/detail/invoke.hpp>
+
 #include <cstddef>
 #include <cstring>
-#include <functional>
-#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -47,7 +47,7 @@ class unique_function<R(Args...), Capacity> {
   template <class F>
   static constexpr vtable inline_vtable{
       [](void* self, Args&&... args) -> R {
-        return std::invoke(*static_cast<F*>(self), std::forward<Args>(args)...);
+        return detail::invoke(*static_cast<F*>(self), std::forward<Args>(args)...);
       },
       trivial<F> ? nullptr : &relocate_inline<F>,
       trivial<F> ? nullptr : &destroy_inline<F>,
@@ -56,7 +56,7 @@ class unique_function<R(Args...), Capacity> {
   template <class F>
   static constexpr vtable heap_vtable{
       [](void* self, Args&&... args) -> R {
-        return std::invoke(**static_cast<F**>(self), std::forward<Args>(args)...);
+        return detail::invoke(**static_cast<F**>(self), std::forward<Args>(args)...);
       },
       nullptr,  // the pointer moves with the bytes
       [](void* self) noexcept { delete *static_cast<F**>(self); },

@@ -16,11 +16,41 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <cstring>
+#include <new>
 #include <stdexcept>
-#include <vector>
 
 namespace phaseloop::detail {
+
+/// The chunk addresses of a slot_pool: one non-template growable array, so a
+/// pool per record type does not instantiate a vector of unique_ptr each.
+class chunk_table {
+ public:
+  chunk_table() = default;
+  chunk_table(const chunk_table&) = delete;
+  chunk_table& operator=(const chunk_table&) = delete;
+  ~chunk_table() { delete[] chunks_; }
+
+  /// Appends a chunk; on std::bad_alloc the table is unchanged.
+  void push_back(void* chunk) {
+    if (size_ == capacity_) {
+      const std::size_t capacity = capacity_ == 0 ? 4 : capacity_ * 2;
+      void** chunks = new void*[capacity];
+      if (size_ != 0) std::memcpy(chunks, chunks_, size_ * sizeof(void*));
+      delete[] chunks_;
+      chunks_ = chunks;
+      capacity_ = capacity;
+    }
+    chunks_[size_++] = chunk;
+  }
+  [[nodiscard]] void* operator[](std::size_t i) const noexcept { return chunks_[i]; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  void** chunks_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
 
 /// What a pooled record carries: a generation, odd while the slot is in use,
 /// and a link that is the next free slot while free and, while in use, the
@@ -52,6 +82,9 @@ class slot_pool {
   slot_pool() = default;
   slot_pool(const slot_pool&) = delete;
   slot_pool& operator=(const slot_pool&) = delete;
+  ~slot_pool() {
+    for (std::size_t i = chunks_.size(); i-- > 0;) delete[] chunk(i);
+  }
 
   /// Takes a free slot (growing by one chunk when none is free) and returns its index.
   std::uint32_t acquire() {
@@ -92,11 +125,9 @@ class slot_pool {
     free_head_ = index;
   }
 
-  T& operator[](std::uint32_t index) noexcept {
-    return chunks_[index / ChunkSize][index & (ChunkSize - 1)];
-  }
+  T& operator[](std::uint32_t index) noexcept { return chunk(index / ChunkSize)[index & (ChunkSize - 1)]; }
   const T& operator[](std::uint32_t index) const noexcept {
-    return chunks_[index / ChunkSize][index & (ChunkSize - 1)];
+    return chunk(index / ChunkSize)[index & (ChunkSize - 1)];
   }
 
   /// The record a handle names, or nullptr when the handle is stale or out of range.
@@ -119,10 +150,18 @@ class slot_pool {
  private:
   void grow() {
     if (capacity() + ChunkSize > npos) throw std::length_error("phaseloop: too many live records in one pool");
-    chunks_.push_back(std::make_unique<T[]>(ChunkSize));
+    T* fresh = new T[ChunkSize]();
+    try {
+      chunks_.push_back(fresh);
+    } catch (...) {
+      delete[] fresh;
+      throw;
+    }
   }
 
-  std::vector<std::unique_ptr<T[]>> chunks_;
+  [[nodiscard]] T* chunk(std::size_t i) const noexcept { return static_cast<T*>(chunks_[i]); }
+
+  chunk_table chunks_;
   std::uint32_t free_head_ = npos;  // freed slots below bump_, most recent first
   std::uint32_t bump_ = 0;          // slots from here on have not been handed out since the pool was last empty
   std::size_t live_ = 0;
