@@ -11,9 +11,10 @@
 #              brings <sstream> and the locale machinery for chrono's I/O)
 #   bench/compile_cost.sh [--check] [CXX]     (default CXX: g++; RUNS=5)
 # --check is a guard against regressions, not the goal: it fails when the
-# core hello costs more than 3/4 of Asio's hello, or the umbrella hello more
-# than 1.5 times Asio's CPU or more than Asio's lines. The goal, a third of
-# Asio's for the umbrella, is not met; README gives the figures.
+# core hello costs more than 2/3 of Asio's hello's CPU or 1/2 of its lines,
+# or the umbrella hello more than 1.2 times Asio's CPU (room for a loaded
+# machine: it measures 0.85 quiet) or 3/5 of its lines. The goal, a
+# third of Asio's for the umbrella, is not met; README gives the figures.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 check=0
@@ -106,11 +107,11 @@ fi
 if [ $check = 1 ]; then
   [ $have_asio = 1 ] || { echo "compile_cost: Boost.Asio is not installed; nothing to compare with" >&2; exit 1; }
   fail=0
-  if [ $((M[core] * 4)) -gt $((M[asio] * 3)) ] || [ $((L[core] * 4)) -gt $((L[asio] * 3)) ]; then
-    echo "compile_cost: the core hello costs more than 3/4 of Asio's" >&2; fail=1
+  if [ $((M[core] * 3)) -gt $((M[asio] * 2)) ] || [ $((L[core] * 2)) -gt "${L[asio]}" ]; then
+    echo "compile_cost: the core hello costs more than 2/3 of Asio's CPU, or more than 1/2 of its lines" >&2; fail=1
   fi
-  if [ $((M[umbrella] * 2)) -gt $((M[asio] * 3)) ] || [ "${L[umbrella]}" -gt "${L[asio]}" ]; then
-    echo "compile_cost: the umbrella hello costs more than 1.5 times Asio's CPU, or more lines" >&2; fail=1
+  if [ $((M[umbrella] * 5)) -gt $((M[asio] * 6)) ] || [ $((L[umbrella] * 5)) -gt $((L[asio] * 3)) ]; then
+    echo "compile_cost: the umbrella hello costs more than 1.2 times Asio's CPU, or more than 3/5 of its lines" >&2; fail=1
   fi
   exit $fail
 fi

@@ -62,10 +62,51 @@ inline constexpr version_info version{PHASELOOP_VERSION_MAJOR, PHASELOOP_VERSION
 // capturing pointers and numbers) moves by copying the buffer and needs no
 // destruction, so moving and dropping it makes no indirect call.
 
+// #include <phaseloop/detail/invoke.hpp>
+// detail::invoke: std::invoke without <functional>.
+//
+// <functional> costs every file that includes phaseloop ~40,000 preprocessed
+// lines (searchers, hash tables, std::function) for the one function the
+// library needs from it. This is std::invoke for what callbacks are: function
+// objects, functions, and pointers to members called on an object, a
+// reference or a pointer (std::reference_wrapper objects aside).
+
+// #include <phaseloop/version.hpp>  (inlined above)
+
+#include <type_traits>
+#include <utility>
+
+namespace phaseloop::detail {
+
+template <class M, class C, class Obj, class... A>
+constexpr decltype(auto) invoke_member(M C::*member, Obj&& obj, A&&... args) {
+  if constexpr (std::is_base_of_v<C, std::remove_cvref_t<Obj>>) {
+    if constexpr (std::is_function_v<M>)
+      return (std::forward<Obj>(obj).*member)(std::forward<A>(args)...);
+    else
+      return std::forward<Obj>(obj).*member;
+  } else {
+    if constexpr (std::is_function_v<M>)
+      return ((*std::forward<Obj>(obj)).*member)(std::forward<A>(args)...);
+    else
+      return (*std::forward<Obj>(obj)).*member;
+  }
+}
+
+/// std::invoke(f, args...).
+template <class F, class... A>
+constexpr decltype(auto) invoke(F&& f, A&&... args) noexcept(std::is_nothrow_invocable_v<F, A...>) {
+  if constexpr (std::is_member_pointer_v<std::remove_cvref_t<F>>)
+    return detail::invoke_member(f, std::forward<A>(args)...);
+  else
+    return std::forward<F>(f)(std::forward<A>(args)...);
+}
+
+}  // namespace phaseloop::detail
+// end of <phaseloop/detail/invoke.hpp>
+
 #include <cstddef>
 #include <cstring>
-#include <functional>
-#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -104,7 +145,7 @@ class unique_function<R(Args...), Capacity> {
   template <class F>
   static constexpr vtable inline_vtable{
       [](void* self, Args&&... args) -> R {
-        return std::invoke(*static_cast<F*>(self), std::forward<Args>(args)...);
+        return detail::invoke(*static_cast<F*>(self), std::forward<Args>(args)...);
       },
       trivial<F> ? nullptr : &relocate_inline<F>,
       trivial<F> ? nullptr : &destroy_inline<F>,
@@ -113,7 +154,7 @@ class unique_function<R(Args...), Capacity> {
   template <class F>
   static constexpr vtable heap_vtable{
       [](void* self, Args&&... args) -> R {
-        return std::invoke(**static_cast<F**>(self), std::forward<Args>(args)...);
+        return detail::invoke(**static_cast<F**>(self), std::forward<Args>(args)...);
       },
       nullptr,  // the pointer moves with the bytes
       [](void* self) noexcept { delete *static_cast<F**>(self); },
@@ -803,11 +844,41 @@ namespace phaseloop::detail {
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <cstring>
+#include <new>
 #include <stdexcept>
-#include <vector>
 
 namespace phaseloop::detail {
+
+/// The chunk addresses of a slot_pool: one non-template growable array, so a
+/// pool per record type does not instantiate a vector of unique_ptr each.
+class chunk_table {
+ public:
+  chunk_table() = default;
+  chunk_table(const chunk_table&) = delete;
+  chunk_table& operator=(const chunk_table&) = delete;
+  ~chunk_table() { delete[] chunks_; }
+
+  /// Appends a chunk; on std::bad_alloc the table is unchanged.
+  void push_back(void* chunk) {
+    if (size_ == capacity_) {
+      const std::size_t capacity = capacity_ == 0 ? 4 : capacity_ * 2;
+      void** chunks = new void*[capacity];
+      if (size_ != 0) std::memcpy(chunks, chunks_, size_ * sizeof(void*));
+      delete[] chunks_;
+      chunks_ = chunks;
+      capacity_ = capacity;
+    }
+    chunks_[size_++] = chunk;
+  }
+  [[nodiscard]] void* operator[](std::size_t i) const noexcept { return chunks_[i]; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  void** chunks_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
 
 /// What a pooled record carries: a generation, odd while the slot is in use,
 /// and a link that is the next free slot while free and, while in use, the
@@ -839,6 +910,9 @@ class slot_pool {
   slot_pool() = default;
   slot_pool(const slot_pool&) = delete;
   slot_pool& operator=(const slot_pool&) = delete;
+  ~slot_pool() {
+    for (std::size_t i = chunks_.size(); i-- > 0;) delete[] chunk(i);
+  }
 
   /// Takes a free slot (growing by one chunk when none is free) and returns its index.
   std::uint32_t acquire() {
@@ -879,11 +953,9 @@ class slot_pool {
     free_head_ = index;
   }
 
-  T& operator[](std::uint32_t index) noexcept {
-    return chunks_[index / ChunkSize][index & (ChunkSize - 1)];
-  }
+  T& operator[](std::uint32_t index) noexcept { return chunk(index / ChunkSize)[index & (ChunkSize - 1)]; }
   const T& operator[](std::uint32_t index) const noexcept {
-    return chunks_[index / ChunkSize][index & (ChunkSize - 1)];
+    return chunk(index / ChunkSize)[index & (ChunkSize - 1)];
   }
 
   /// The record a handle names, or nullptr when the handle is stale or out of range.
@@ -906,10 +978,18 @@ class slot_pool {
  private:
   void grow() {
     if (capacity() + ChunkSize > npos) throw std::length_error("phaseloop: too many live records in one pool");
-    chunks_.push_back(std::make_unique<T[]>(ChunkSize));
+    T* fresh = new T[ChunkSize]();
+    try {
+      chunks_.push_back(fresh);
+    } catch (...) {
+      delete[] fresh;
+      throw;
+    }
   }
 
-  std::vector<std::unique_ptr<T[]>> chunks_;
+  [[nodiscard]] T* chunk(std::size_t i) const noexcept { return static_cast<T*>(chunks_[i]); }
+
+  chunk_table chunks_;
   std::uint32_t free_head_ = npos;  // freed slots below bump_, most recent first
   std::uint32_t bump_ = 0;          // slots from here on have not been handed out since the pool was last empty
   std::size_t live_ = 0;
@@ -1587,7 +1667,8 @@ class loop_core {
   S& service() {
     const std::size_t type = detail::record_type<S>();
     if (type >= loop_services_.size()) loop_services_.resize(type + 1);
-    if (!loop_services_[type]) loop_services_[type] = std::make_unique<detail::service_holder<S>>(*this);
+    // reset(new ...), not make_unique: no unique_ptr class per service type.
+    if (!loop_services_[type]) loop_services_[type].reset(new detail::service_holder<S>(*this));
     return static_cast<detail::service_holder<S>&>(*loop_services_[type]).value;
   }
 
@@ -1776,7 +1857,7 @@ class loop_core {
   detail::record_pool<R>& pool_for() {
     const std::size_t type = detail::record_type<R>();
     if (type >= pools_.size()) pools_.resize(type + 1);
-    if (!pools_[type]) pools_[type] = std::make_unique<detail::record_pool<R>>();
+    if (!pools_[type]) pools_[type].reset(new detail::record_pool<R>());
     return static_cast<detail::record_pool<R>&>(*pools_[type]);
   }
 
@@ -3785,48 +3866,7 @@ class basic_loop : public loop_core {
 // forms (resolved, rejected, make_promise, delay, immediate); promise.hpp adds
 // coroutines and the combinators. How it behaves: docs/promises.md.
 // #include <phaseloop/version.hpp>  (inlined above)
-// #include <phaseloop/detail/invoke.hpp>
-// detail::invoke: std::invoke without <functional>.
-//
-// <functional> costs every file that includes phaseloop ~40,000 preprocessed
-// lines (searchers, hash tables, std::function) for the one function the
-// library needs from it. This is std::invoke for what callbacks are: function
-// objects, functions, and pointers to members called on an object, a
-// reference or a pointer (std::reference_wrapper objects aside).
-
-// #include <phaseloop/version.hpp>  (inlined above)
-
-#include <type_traits>
-#include <utility>
-
-namespace phaseloop::detail {
-
-template <class M, class C, class Obj, class... A>
-constexpr decltype(auto) invoke_member(M C::*member, Obj&& obj, A&&... args) {
-  if constexpr (std::is_base_of_v<C, std::remove_cvref_t<Obj>>) {
-    if constexpr (std::is_function_v<M>)
-      return (std::forward<Obj>(obj).*member)(std::forward<A>(args)...);
-    else
-      return std::forward<Obj>(obj).*member;
-  } else {
-    if constexpr (std::is_function_v<M>)
-      return ((*std::forward<Obj>(obj)).*member)(std::forward<A>(args)...);
-    else
-      return (*std::forward<Obj>(obj)).*member;
-  }
-}
-
-/// std::invoke(f, args...).
-template <class F, class... A>
-constexpr decltype(auto) invoke(F&& f, A&&... args) noexcept(std::is_nothrow_invocable_v<F, A...>) {
-  if constexpr (std::is_member_pointer_v<std::remove_cvref_t<F>>)
-    return detail::invoke_member(f, std::forward<A>(args)...);
-  else
-    return std::forward<F>(f)(std::forward<A>(args)...);
-}
-
-}  // namespace phaseloop::detail
-// end of <phaseloop/detail/invoke.hpp>
+// #include <phaseloop/detail/invoke.hpp>  (inlined above)
 // #include <phaseloop/loop.hpp>  (inlined above)
 // #include <phaseloop/loop_core.hpp>  (inlined above)
 
@@ -7407,21 +7447,114 @@ static_assert(timer_store<wheel_timers>);
 // operation_canceled, as io_uring and IOCP do.
 
 // #include <phaseloop/concepts.hpp>  (inlined above)
+// #include <phaseloop/detail/list_map.hpp>
+// list_map: the few std::map operations the mock backend uses, as a list
+// sorted by key. Iteration is in key order, references and iterators stay
+// valid across inserts and the erase of other entries (as with std::map),
+// and lookups are linear: the mock holds a handful of descriptors. <map> and
+// <unordered_map> would cost every file that includes phaseloop ~10,000
+// preprocessed lines.
+
+namespace phaseloop::detail {
+
+template <class K, class V>
+class list_map {
+ public:
+  struct value_type {
+    const K first;
+    V second;
+  };
+
+ private:
+  struct node {
+    explicit node(const K& key) : value{key, V()} {}
+    value_type value;
+    node* next = nullptr;
+  };
+
+  template <class Value>
+  class basic_iterator {
+   public:
+    basic_iterator() = default;
+    Value& operator*() const noexcept { return at_->value; }
+    Value* operator->() const noexcept { return &at_->value; }
+    basic_iterator& operator++() noexcept {
+      at_ = at_->next;
+      return *this;
+    }
+    friend bool operator==(const basic_iterator&, const basic_iterator&) = default;
+
+   private:
+    friend class list_map;
+    explicit basic_iterator(node* at) noexcept : at_(at) {}
+    node* at_ = nullptr;
+  };
+
+ public:
+  using iterator = basic_iterator<value_type>;
+  using const_iterator = basic_iterator<const value_type>;
+
+  list_map() = default;
+  list_map(const list_map&) = delete;
+  list_map& operator=(const list_map&) = delete;
+  ~list_map() {
+    while (node* n = head_) {
+      head_ = n->next;
+      delete n;
+    }
+  }
+
+  iterator begin() noexcept { return iterator(head_); }
+  iterator end() noexcept { return iterator(); }
+  const_iterator begin() const noexcept { return const_iterator(head_); }
+  const_iterator end() const noexcept { return const_iterator(); }
+
+  iterator find(const K& key) noexcept { return iterator(find_node(key)); }
+  const_iterator find(const K& key) const noexcept { return const_iterator(find_node(key)); }
+
+  /// The value under `key`, value-initialized when it is new.
+  V& operator[](const K& key) {
+    node** link = &head_;
+    while (*link != nullptr && (*link)->value.first < key) link = &(*link)->next;
+    if (*link == nullptr || key < (*link)->value.first) {
+      node* fresh = new node(key);
+      fresh->next = *link;
+      *link = fresh;
+    }
+    return (*link)->value.second;
+  }
+
+  void erase(iterator it) noexcept {
+    node** link = &head_;
+    while (*link != it.at_) link = &(*link)->next;
+    *link = it.at_->next;
+    delete it.at_;
+  }
+
+ private:
+  node* find_node(const K& key) const noexcept {
+    node* n = head_;
+    while (n != nullptr && n->value.first < key) n = n->next;
+    return n != nullptr && !(key < n->value.first) ? n : nullptr;
+  }
+
+  node* head_ = nullptr;
+};
+
+}  // namespace phaseloop::detail
+// end of <phaseloop/detail/list_map.hpp>
 // #include <phaseloop/detail/socket_api.hpp>  (inlined above)
 
-#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
-#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -7436,6 +7569,12 @@ static_assert(timer_store<wheel_timers>);
 namespace phaseloop {
 
 class mock_backend {
+  // std::min without <algorithm>.
+  template <class T>
+  static constexpr T smaller(T a, T b) noexcept {
+    return b < a ? b : a;
+  }
+
  public:
   static constexpr bool completion_based = false;
   /// Every socket and stream kind; file operations go to the executor.
@@ -7507,7 +7646,8 @@ class mock_backend {
         if (held) d.poll_op = nullptr;
       } else {
         auto& q = queue_of(d, op.kind);
-        auto pos = std::find(q.begin(), q.end(), &op);
+        auto pos = q.begin();
+        while (pos != q.end() && *pos != &op) ++pos;
         held = pos != q.end();
         if (held) q.erase(pos);
       }
@@ -7719,7 +7859,9 @@ class mock_backend {
   /// Descriptors shut down for writing (the peer sees the end of stream).
   [[nodiscard]] bool shut_down(native_handle fd) const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return std::find(shut_down_.begin(), shut_down_.end(), fd) != shut_down_.end();
+    for (native_handle down : shut_down_)
+      if (down == fd) return true;
+    return false;
   }
 
   /// How many times the loop polled.
@@ -7760,7 +7902,7 @@ class mock_backend {
   static std::size_t scatter(operation& op, std::string_view bytes) noexcept {
     std::size_t n = 0;
     for (std::uint32_t i = 0; i < op.buffer_count && n < bytes.size(); ++i) {
-      const std::size_t take = std::min(op.buffers[i].size, bytes.size() - n);
+      const std::size_t take = smaller(op.buffers[i].size, bytes.size() - n);
       if (take != 0) std::memcpy(op.buffers[i].data, bytes.data() + n, take);
       n += take;
     }
@@ -7775,7 +7917,7 @@ class mock_backend {
         from -= b.size;
         continue;
       }
-      const std::size_t take = std::min(b.size - from, count);
+      const std::size_t take = smaller(b.size - from, count);
       out.append(static_cast<const char*>(b.data) + from, take);
       count -= take;
       from = 0;
@@ -7783,7 +7925,7 @@ class mock_backend {
   }
 
   static void set_address(operation& op, const std::string& address) noexcept {
-    const std::size_t n = std::min<std::size_t>(address.size(), op.address_length);
+    const std::size_t n = smaller<std::size_t>(address.size(), op.address_length);
     if (op.address != nullptr && n != 0) std::memcpy(op.address, address.data(), n);
     op.address_length = static_cast<std::uint32_t>(op.address != nullptr ? n : 0);
   }
@@ -7808,7 +7950,7 @@ class mock_backend {
           const std::size_t n = scatter(op, chunk);
           op.transferred = n;
           op.received = op.buffer_count != 0 ? op.buffers[0].data : nullptr;
-          d.inbound_bytes -= std::min(d.inbound_bytes, n);
+          d.inbound_bytes -= smaller(d.inbound_bytes, n);
           chunk.erase(0, n);
           if (chunk.empty()) d.inbound.pop_front();
         } else if (d.eof) {
@@ -7840,13 +7982,13 @@ class mock_backend {
         const std::size_t total = op.buffer_bytes();
         descriptor* peer = peer_of(fd);
         std::size_t room = d.write_budget;
-        if (peer != nullptr) room = std::min(room, peer->inbound_bytes < socket_buffer ? socket_buffer - peer->inbound_bytes : 0);
+        if (peer != nullptr) room = smaller(room, peer->inbound_bytes < socket_buffer ? socket_buffer - peer->inbound_bytes : 0);
         else if (auto vs = sockets_.find(fd); vs != sockets_.end() && total != 0) {  // a virtual socket with no peer
           q.pop_front();
           finish(op, std::make_error_code(vs->second.connected ? std::errc::broken_pipe : std::errc::not_connected), done);
           return true;
         }
-        const std::size_t n = std::min(total - op.transferred, room);
+        const std::size_t n = smaller(total - op.transferred, room);
         if (n == 0 && total != 0) return false;
         if (peer != nullptr) {
           std::string chunk;
@@ -7968,12 +8110,12 @@ class mock_backend {
     const int f = family_of(a);
     if (f == AF_INET) {
       sockaddr_in sin{};
-      std::memcpy(&sin, a.data(), std::min(a.size(), sizeof sin));
+      std::memcpy(&sin, a.data(), smaller(a.size(), sizeof sin));
       return sin.sin_addr.s_addr == htonl(INADDR_ANY);
     }
     if (f == AF_INET6) {
       sockaddr_in6 sin6{};
-      std::memcpy(&sin6, a.data(), std::min(a.size(), sizeof sin6));
+      std::memcpy(&sin6, a.data(), smaller(a.size(), sizeof sin6));
       static const in6_addr any = IN6ADDR_ANY_INIT;
       return std::memcmp(&sin6.sin6_addr, &any, sizeof any) == 0;
     }
@@ -7984,14 +8126,14 @@ class mock_backend {
     if (f != family_of(b)) return false;
     if (f == AF_INET) {
       sockaddr_in x{}, y{};
-      std::memcpy(&x, a.data(), std::min(a.size(), sizeof x));
-      std::memcpy(&y, b.data(), std::min(b.size(), sizeof y));
+      std::memcpy(&x, a.data(), smaller(a.size(), sizeof x));
+      std::memcpy(&y, b.data(), smaller(b.size(), sizeof y));
       return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
     }
     if (f == AF_INET6) {
       sockaddr_in6 x{}, y{};
-      std::memcpy(&x, a.data(), std::min(a.size(), sizeof x));
-      std::memcpy(&y, b.data(), std::min(b.size(), sizeof y));
+      std::memcpy(&x, a.data(), smaller(a.size(), sizeof x));
+      std::memcpy(&y, b.data(), smaller(b.size(), sizeof y));
       return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
     }
     return a == b;  // local sockets: the path bytes
@@ -8085,7 +8227,7 @@ class mock_backend {
     if (it == sockets_.end()) return std::make_error_code(std::errc::not_a_socket);
     const std::string& a = peer ? it->second.peer_address : it->second.local;
     if (peer && a.empty()) return std::make_error_code(std::errc::not_connected);
-    const std::size_t n = std::min<std::size_t>(a.size(), length);
+    const std::size_t n = smaller<std::size_t>(a.size(), length);
     std::memcpy(address, a.data(), n);
     length = static_cast<std::uint32_t>(n);
     return {};
@@ -8101,7 +8243,7 @@ class mock_backend {
       const std::size_t room = socket_buffer > peer->inbound_bytes + chunk.size()
                                    ? socket_buffer - peer->inbound_bytes - chunk.size()
                                    : 0;
-      const std::size_t n = std::min(room, buffers[i].size);
+      const std::size_t n = smaller(room, buffers[i].size);
       chunk.append(static_cast<const char*>(buffers[i].data), n);
       if (n < buffers[i].size) break;
     }
@@ -8164,15 +8306,15 @@ class mock_backend {
   }
 
   std::chrono::milliseconds now_{0};
-  std::map<native_handle, descriptor> fds_;  // ordered: progress is deterministic
-  std::unordered_map<native_handle, std::string> written_;
-  std::unordered_map<native_handle, std::vector<datagram>> sent_;
+  detail::list_map<native_handle, descriptor> fds_;  // ordered: progress is deterministic
+  detail::list_map<native_handle, std::string> written_;
+  detail::list_map<native_handle, std::vector<datagram>> sent_;
   std::vector<std::pair<native_handle, io_events>> ready_;
   std::vector<operation*> cancelled_;
   std::vector<native_handle> closed_;
   std::vector<native_handle> shut_down_;
   op_queue ready_ops_;  // completed outside a poll
-  std::map<native_handle, virtual_socket> sockets_;
+  detail::list_map<native_handle, virtual_socket> sockets_;
   native_handle next_fd_ = 1000;    // virtual descriptors
   std::uint16_t next_port_ = 49152;  // ephemeral ports
   std::uint64_t progress_count_ = 0;
