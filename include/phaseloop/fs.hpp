@@ -164,7 +164,7 @@ using fs::rm_options;
 using fs::stats;
 namespace constants = fs::constants;
 
-inline std::error_code errno_code(int e = errno) noexcept { return {e, std::system_category()}; }
+using posix::errno_code;
 
 inline std::error_code invalid_argument() noexcept {
   return std::make_error_code(std::errc::invalid_argument);
